@@ -1,0 +1,329 @@
+/*
+ * flashport — exact attention, computed the FlashAttention way, on every vendor's hardware.
+ *
+ * This is the whole public C API. It is plain C (C89-friendly types only, no C++ across the boundary) so that
+ * it can be called from C, C++, Python (ctypes/cffi), Rust, Julia and any other FFI.
+ *
+ * What one call computes (see docs/design.md for the full contract):
+ *
+ *     s_ij  = scale * <q_i, k_j>                    scale = 1/sqrt(head_dim_qk) when 0 is passed
+ *     s_ij  = softcap * tanh(s_ij / softcap)         only when softcap > 0
+ *     s_ij  = -inf where masked (causal / window)
+ *     o_i   = sum_j softmax_j(s_ij) * v_j
+ *     lse_i = log(sum_j exp(s_ij))                   natural log, fp32
+ *
+ *   A fully masked row gives o_i = 0 and lse_i = -inf (and zero gradients in backward).
+ *   GQA/MQA: heads_q % heads_kv == 0; query head h reads KV head h / (heads_q / heads_kv).
+ *
+ * Tensors use the logical layout [batch, seqlen, heads, head_dim] with an element stride for every dim, so any
+ * view (including transposed or non-contiguous ones) can be passed without a copy. The library never allocates
+ * user-visible tensors and never keeps a pointer after a call returns.
+ *
+ * Errors: every entry point returns a flashport_status. On any error nothing is written to any output tensor,
+ * and flashport_last_error() returns a message for the calling thread that names the argument and the values
+ * that were wrong (and, when no backend could run a request, which backends were asked and why each declined).
+ *
+ * Threads: every function may be called from any thread, concurrently, unless its comment says otherwise.
+ * Backends are discovered and GPU modules loaded once, on first use, under a lock.
+ *
+ * Versioning: argument structs start with `size_t struct_size`; new fields are only ever appended. Always call the
+ * matching *_init() function before filling a struct: it sets struct_size and every default. A caller compiled
+ * against an older header passes a smaller struct_size and gets the defaults for fields it does not know.
+ */
+#ifndef FLASHPORT_FLASHPORT_H
+#define FLASHPORT_FLASHPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The one export macro: every public symbol carries it; everything else in libflashport.so is hidden. */
+#if defined(_WIN32)
+#  if defined(FLASHPORT_BUILDING_LIBRARY)
+#    define FLASHPORT_API __declspec(dllexport)
+#  else
+#    define FLASHPORT_API __declspec(dllimport)
+#  endif
+#else
+#  define FLASHPORT_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Versions
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/** Library version of this header. The runtime value is flashport_version(). (since v0.1) */
+#define FLASHPORT_VERSION_MAJOR 0
+#define FLASHPORT_VERSION_MINOR 1
+#define FLASHPORT_VERSION_PATCH 0
+#define FLASHPORT_VERSION_NUMBER \
+  (FLASHPORT_VERSION_MAJOR * 10000 + FLASHPORT_VERSION_MINOR * 100 + FLASHPORT_VERSION_PATCH)
+
+/** ABI version: bumped (together with the SONAME, libflashport.so.N) on any incompatible change to an exported
+ *  function or struct prefix. Appending a field to a versioned struct is compatible and does not bump it. */
+#define FLASHPORT_ABI_VERSION 1
+
+/** @return FLASHPORT_VERSION_NUMBER of the library actually loaded (e.g. 100 for 0.1.0). (since v0.1) */
+FLASHPORT_API uint32_t flashport_version(void);
+
+/** @return the version as a static string, e.g. "0.1.0". Owned by the library; never free it. (since v0.1) */
+FLASHPORT_API const char* flashport_version_string(void);
+
+/** @return FLASHPORT_ABI_VERSION of the library actually loaded. (since v0.1) */
+FLASHPORT_API uint32_t flashport_abi_version(void);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Status codes and errors
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/** Status of every call. Values are pinned and never reused; gaps leave room for new codes. (since v0.1) */
+typedef enum flashport_status {
+  FLASHPORT_STATUS_OK = 0,
+  /* The request is malformed (10-29): fix the call. */
+  FLASHPORT_STATUS_INVALID_ARGUMENT = 10, /**< null pointer, bad enum value, non-finite scale, bad window ... */
+  FLASHPORT_STATUS_STRUCT_SIZE = 11,      /**< struct_size is 0, too small, or larger than this library knows */
+  FLASHPORT_STATUS_SHAPE_MISMATCH = 12,   /**< shapes disagree, non-positive sizes, heads_q % heads_kv != 0 */
+  FLASHPORT_STATUS_DTYPE_MISMATCH = 13,   /**< dtypes disagree, unknown dtype, lse not F32 */
+  FLASHPORT_STATUS_DEVICE_MISMATCH = 14,  /**< tensors on different devices, unknown device type */
+  FLASHPORT_STATUS_OVERFLOW = 15,         /**< a size or size*stride product does not fit in 64 bits */
+  FLASHPORT_STATUS_ALIASING = 16,         /**< an output overlaps an input or another output */
+  FLASHPORT_STATUS_UNSUPPORTED = 17,      /**< valid, but outside the library's limits (e.g. head_dim > 256) */
+  /* No backend could run a valid request (30-39). */
+  FLASHPORT_STATUS_NO_BACKEND = 30,       /**< no backend for this device / options; the message lists why */
+  FLASHPORT_STATUS_BACKEND_UNAVAILABLE = 31, /**< the forced backend is unknown or failed to load */
+  /* Failures while running (40-59). */
+  FLASHPORT_STATUS_WORKSPACE_TOO_SMALL = 40, /**< caller workspace smaller than the *_workspace_size() query */
+  FLASHPORT_STATUS_OUT_OF_MEMORY = 41,    /**< host or device allocation failed */
+  FLASHPORT_STATUS_DEVICE_ERROR = 42,     /**< the GPU runtime reported an error; the message has its text */
+  FLASHPORT_STATUS_INTERNAL = 59          /**< a bug in flashport; please report the message */
+} flashport_status;
+
+/** @return a static, human-readable name for a status ("FLASHPORT_STATUS_SHAPE_MISMATCH"); "unknown status" for
+ *  values this library does not know. Never NULL. (since v0.1) */
+FLASHPORT_API const char* flashport_status_string(flashport_status status);
+
+/** @return the message of the last failed call made *by the calling thread* (thread-local), or "" when the last
+ *  call succeeded. The pointer is owned by the library and stays valid until the same thread makes its next
+ *  flashport call. Never NULL. (since v0.1) */
+FLASHPORT_API const char* flashport_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Tensors
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/** Element types. 0 is deliberately invalid so a zero-initialised tensor is rejected. (since v0.1) */
+typedef enum flashport_dtype {
+  FLASHPORT_DTYPE_F32 = 1,  /**< IEEE binary32 */
+  FLASHPORT_DTYPE_F16 = 2,  /**< IEEE binary16 */
+  FLASHPORT_DTYPE_BF16 = 3  /**< bfloat16 (upper 16 bits of binary32) */
+} flashport_dtype;
+
+/** Device types, numbered as DLPack's DLDeviceType so DLPack tensors map over directly. (since v0.1) */
+typedef enum flashport_device_type {
+  FLASHPORT_DEVICE_CPU = 1,   /**< kDLCPU: host memory */
+  FLASHPORT_DEVICE_CUDA = 2,  /**< kDLCUDA: NVIDIA device memory */
+  FLASHPORT_DEVICE_ROCM = 10  /**< kDLROCM: AMD device memory */
+} flashport_device_type;
+
+/** Rank of every attention tensor: [batch, seqlen, heads, head_dim]. */
+#define FLASHPORT_RANK 4
+
+/**
+ * A borrowed view of a 4-D tensor. Not versioned: its layout is fixed for the life of ABI version 1.
+ *
+ * - data:      first element. The caller owns the memory; it must stay valid for the duration of the call (for GPU
+ *              backends: until the work queued on `stream` has finished). NULL marks an optional tensor as absent.
+ * - dtype:     a flashport_dtype.
+ * - device_type, device_id: where `data` lives (DLPack numbering; device_id is the GPU ordinal, 0 for CPU).
+ * - shape:     logical sizes [batch, seqlen, heads, head_dim]; every entry >= 1.
+ * - strides:   element (not byte) strides for each of the four dims, >= 0. Any layout is accepted on the CPU;
+ *              GPU backends may require strides[3] == 1 and say so in their error message.
+ */
+typedef struct flashport_tensor {
+  void* data;
+  int32_t dtype;
+  int32_t device_type;
+  int32_t device_id;
+  int32_t reserved_; /**< must be 0 */
+  int64_t shape[FLASHPORT_RANK];
+  int64_t strides[FLASHPORT_RANK];
+} flashport_tensor;
+
+/**
+ * Fill `*t` as a contiguous row-major [batch, seqlen, heads, head_dim] tensor (strides
+ * {seqlen*heads*head_dim, heads*head_dim, head_dim, 1}). A convenience; any other strides may be set by hand.
+ * Does nothing when t is NULL. (since v0.1)
+ */
+FLASHPORT_API void flashport_tensor_init_contiguous(flashport_tensor* t, void* data, flashport_dtype dtype,
+                                                    flashport_device_type device_type, int32_t device_id,
+                                                    int64_t batch, int64_t seqlen, int64_t heads, int64_t head_dim);
+
+/**
+ * The log-sum-exp tensor is also described by a flashport_tensor: dtype F32, on the same device as q, shape
+ * {batch, heads_q, seqlen_q, 1} (note the order: heads before seqlen, as FlashAttention stores it) with strides
+ * of the caller's choice. This fills a contiguous one (strides {heads_q*seqlen_q, seqlen_q, 1, 1}). (since v0.1)
+ */
+FLASHPORT_API void flashport_lse_init_contiguous(flashport_tensor* t, float* data, flashport_device_type device_type,
+                                                 int32_t device_id, int64_t batch, int64_t heads_q,
+                                                 int64_t seqlen_q);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Masks
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/** How causal masks and windows line up when seqlen_q != seqlen_kv. (since v0.1) */
+typedef enum flashport_mask_alignment {
+  /** Query row i sees key j when j <= i + (seqlen_kv - seqlen_q): the last query sees the last key.
+   *  FlashAttention 2+, FlashInfer. The default. */
+  FLASHPORT_ALIGN_BOTTOM_RIGHT = 0,
+  /** Query row i sees key j when j <= i: PyTorch's is_causal, xformers. */
+  FLASHPORT_ALIGN_TOP_LEFT = 1
+} flashport_mask_alignment;
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Forward
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/**
+ * Arguments of flashport_forward(). Call flashport_forward_args_init() first, then set the tensors and options.
+ *
+ * Shapes (B batch, Sq/Skv sequence lengths, Hq/Hkv heads, Dqk/Dv head dims):
+ *   q [B, Sq, Hq, Dqk]   k [B, Skv, Hkv, Dqk]   v [B, Skv, Hkv, Dv]   out [B, Sq, Hq, Dv]
+ *   lse (optional) F32 {B, Hq, Sq, 1}
+ * q, k, v and out share one dtype and one device. Hq % Hkv == 0. Dqk, Dv in [1, 256].
+ * out must not overlap q, k, v or lse.
+ *
+ * Masking: key j is visible from query row i when every enabled rule allows it, with
+ * off = (alignment == BOTTOM_RIGHT ? Skv - Sq : 0):
+ *   causal:            j <= i + off
+ *   window_left >= 0:  j >= i + off - window_left
+ *   window_right >= 0: j <= i + off + window_right
+ */
+typedef struct flashport_forward_args {
+  size_t struct_size;      /**< sizeof(flashport_forward_args); set by flashport_forward_args_init() */
+  flashport_tensor q;      /**< input queries */
+  flashport_tensor k;      /**< input keys */
+  flashport_tensor v;      /**< input values */
+  flashport_tensor out;    /**< output, written in its dtype */
+  flashport_tensor lse;    /**< optional output: data == NULL (the default) means "not requested" */
+  float softmax_scale;     /**< multiplies q·k; 0 (default) means 1/sqrt(Dqk); must be finite and >= 0 */
+  float softcap;           /**< > 0 applies softcap*tanh(s/softcap) to scaled scores; 0 (default) = off */
+  int32_t causal;          /**< 0 (default) or 1 */
+  int32_t mask_alignment;  /**< a flashport_mask_alignment; default BOTTOM_RIGHT */
+  int64_t window_left;     /**< keys allowed to the left of the diagonal; < 0 (default -1) = unlimited */
+  int64_t window_right;    /**< keys allowed to the right of the diagonal; < 0 (default -1) = unlimited */
+  void* stream;            /**< GPU backends: cudaStream_t / hipStream_t to run on; NULL = the default stream.
+                                The call is asynchronous on it. Ignored by the CPU backend. */
+  void* workspace;         /**< optional scratch memory on the tensors' device, at least workspace_size bytes,
+                                256-byte aligned; NULL (default) = the backend allocates and frees what it needs
+                                within the call. See flashport_forward_workspace_size(). */
+  size_t workspace_size;   /**< bytes at `workspace` */
+  const char* backend;     /**< NULL (default) = choose by device type; otherwise force the backend of that
+                                name ("cpu", "cuda", ...). The env variable FLASHPORT_BACKEND does the same when
+                                this is NULL. The string is read during the call only. */
+} flashport_forward_args;
+
+/** Set struct_size and every default (all tensors absent, scale 0, no mask, windows -1, no workspace).
+ *  Does nothing when args is NULL. (since v0.1) */
+FLASHPORT_API void flashport_forward_args_init(flashport_forward_args* args);
+
+/**
+ * Compute attention forward: out (and lse if requested).
+ * @return FLASHPORT_STATUS_OK, or an error status with flashport_last_error() set and no output written.
+ *  GPU backends return once the work is queued on args->stream; errors raised later by the device are reported
+ *  by the next call on that stream, as with cuBLAS. (since v0.1)
+ */
+FLASHPORT_API flashport_status flashport_forward(const flashport_forward_args* args);
+
+/** Bytes of workspace flashport_forward() would need for these arguments (tensor data pointers may be NULL for
+ *  this query; shapes, dtypes and devices must be valid). Writes 0 for backends that need none.
+ *  @return a status as flashport_forward() would for a bad request; *bytes is written only on success. (since v0.1)
+ */
+FLASHPORT_API flashport_status flashport_forward_workspace_size(const flashport_forward_args* args, size_t* bytes);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Backward
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/**
+ * Arguments of flashport_backward(). Call flashport_backward_args_init() first.
+ *
+ * Inputs: dout [B, Sq, Hq, Dv], and q, k, v, out, lse exactly as the forward call that produced out and lse
+ * (lse is required here). Options must match the forward call. Outputs:
+ *   dq [B, Sq, Hq, Dqk]   dk [B, Skv, Hkv, Dqk]   dv [B, Skv, Hkv, Dv]
+ * dk/dv are summed over the query heads that share a KV head (GQA). All tensors share one dtype and device
+ * (lse is F32). Outputs must not overlap each other or any input. Outputs are overwritten, not accumulated into.
+ */
+typedef struct flashport_backward_args {
+  size_t struct_size;      /**< sizeof(flashport_backward_args); set by flashport_backward_args_init() */
+  flashport_tensor dout;   /**< gradient of the loss with respect to out */
+  flashport_tensor q;      /**< forward input */
+  flashport_tensor k;      /**< forward input */
+  flashport_tensor v;      /**< forward input */
+  flashport_tensor out;    /**< forward output */
+  flashport_tensor lse;    /**< forward log-sum-exp, F32 {B, Hq, Sq, 1}; required */
+  flashport_tensor dq;     /**< output gradient */
+  flashport_tensor dk;     /**< output gradient */
+  flashport_tensor dv;     /**< output gradient */
+  float softmax_scale;     /**< as in forward */
+  float softcap;           /**< as in forward */
+  int32_t causal;          /**< as in forward */
+  int32_t mask_alignment;  /**< as in forward */
+  int64_t window_left;     /**< as in forward */
+  int64_t window_right;    /**< as in forward */
+  void* stream;            /**< as in forward */
+  void* workspace;         /**< as in forward; see flashport_backward_workspace_size() */
+  size_t workspace_size;   /**< as in forward */
+  const char* backend;     /**< as in forward */
+  int32_t deterministic;   /**< 1 = bitwise-identical results run to run and across thread counts (may be slower);
+                                0 (default) = the fastest order of accumulation */
+} flashport_backward_args;
+
+/** Set struct_size and every default. Does nothing when args is NULL. (since v0.1) */
+FLASHPORT_API void flashport_backward_args_init(flashport_backward_args* args);
+
+/** Compute dq, dk, dv. Same error and asynchrony rules as flashport_forward(). (since v0.1) */
+FLASHPORT_API flashport_status flashport_backward(const flashport_backward_args* args);
+
+/** Bytes of workspace flashport_backward() would need. Same rules as flashport_forward_workspace_size().
+ *  (since v0.1) */
+FLASHPORT_API flashport_status flashport_backward_workspace_size(const flashport_backward_args* args,
+                                                                 size_t* bytes);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Backends
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/** What one backend is and whether it can run. Call flashport_backend_info_init() before flashport_backend_info().
+ *  Every string is owned by the library and valid until the process exits. */
+typedef struct flashport_backend_info {
+  size_t struct_size;         /**< sizeof(flashport_backend_info) */
+  const char* name;           /**< e.g. "cpu", "cuda"; the name accepted by args->backend / FLASHPORT_BACKEND */
+  int32_t device_type;        /**< the flashport_device_type whose tensors it runs */
+  int32_t available;          /**< 1 when loaded and at least one device is usable, else 0 */
+  int32_t device_count;       /**< usable devices (1 for the CPU backend) */
+  int32_t reserved_;
+  const char* status_message; /**< why it is unavailable ("no CUDA device: ..."), or a short description */
+  const char* module_path;    /**< shared module it came from, or "" for built-in backends */
+} flashport_backend_info;
+
+/** Set struct_size and clear the rest. Does nothing when info is NULL. (since v0.1) */
+FLASHPORT_API void flashport_backend_info_init(flashport_backend_info* info);
+
+/** @return the number of known backends, built-in and module (loaded or not). Loads modules on first call.
+ *  (since v0.1) */
+FLASHPORT_API int32_t flashport_backend_count(void);
+
+/** Describe backend `index` (0 <= index < flashport_backend_count()).
+ *  @return OK, INVALID_ARGUMENT for a NULL info or an index out of range, STRUCT_SIZE for a bad struct_size.
+ *  (since v0.1) */
+FLASHPORT_API flashport_status flashport_backend_info_get(int32_t index, flashport_backend_info* info);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* FLASHPORT_FLASHPORT_H */

@@ -1,0 +1,132 @@
+/*
+ * The interface between the core library (libflashport.so) and its backends.
+ *
+ * Not public: it is shared only by the core and the backend modules built from this repository
+ * (libflashport_cuda.so, libflashport_hip.so, and the CPU backend compiled into the core). It is plain C so that
+ * modules compiled by nvcc or clang-for-HIP link to the core without any C++ ABI assumptions.
+ *
+ * A request reaches a backend only after src/dispatch/validate.cpp has checked it completely: backends trust every
+ * field of flashport_problem and only answer whether they can run it (with a reason when not) and then run it.
+ *
+ * A module is a shared library exporting one symbol, FLASHPORT_MODULE_INIT_SYMBOL, of type
+ * flashport_module_init_fn. The loader refuses a module whose abi_version differs from the core's and reports why.
+ */
+#ifndef FLASHPORT_DISPATCH_BACKEND_ABI_H
+#define FLASHPORT_DISPATCH_BACKEND_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flashport/flashport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Bumped on any change to the structs or function tables below. Exact match required. */
+#define FLASHPORT_MODULE_ABI_VERSION 1
+
+/** Name of the one function a backend module exports. */
+#define FLASHPORT_MODULE_INIT_SYMBOL "flashport_module_init"
+
+/** One validated tensor operand: data pointer and element strides in [batch, seqlen, heads, head_dim] order.
+ *  For lse the strides are [batch, heads, seqlen, unused]. Absent optional operands have data == NULL. */
+typedef struct flashport_operand {
+  void* data;
+  int64_t stride[4];
+} flashport_operand;
+
+typedef enum flashport_direction {
+  FLASHPORT_DIRECTION_FORWARD = 0,
+  FLASHPORT_DIRECTION_BACKWARD = 1
+} flashport_direction;
+
+/**
+ * A fully validated request, forward or backward. Sizes are positive, products fit in int64, dtypes agree, all
+ * operands live on (device_type, device_id), outputs do not alias inputs.
+ *
+ * Masks are already resolved into one rule. Key j is visible from query row i when
+ *     (window_left  < 0 || j >= i + mask_offset - window_left) &&
+ *     (window_right < 0 || j <= i + mask_offset + window_right)
+ * (causal has been folded in as window_right = min(window_right, 0) with window_right >= 0).
+ */
+typedef struct flashport_problem {
+  int32_t direction;     /**< flashport_direction */
+  int32_t dtype;         /**< flashport_dtype of every operand except lse (always F32) */
+  int32_t device_type;   /**< flashport_device_type */
+  int32_t device_id;
+
+  int64_t batch;
+  int64_t seqlen_q;
+  int64_t seqlen_kv;
+  int64_t heads_q;
+  int64_t heads_kv;
+  int64_t head_dim_qk;
+  int64_t head_dim_v;
+
+  float scale;           /**< resolved: never 0 */
+  float softcap;         /**< 0 = off */
+  int32_t causal;        /**< informational: already folded into window_right */
+  int32_t deterministic; /**< backward only */
+  int64_t mask_offset;   /**< Skv - Sq (bottom-right) or 0 (top-left) */
+  int64_t window_left;   /**< < 0 = unlimited */
+  int64_t window_right;  /**< < 0 = unlimited */
+
+  /* forward and backward */
+  flashport_operand q, k, v, out, lse; /**< forward: lse.data may be NULL; backward: lse is an input */
+  /* backward only */
+  flashport_operand dout, dq, dk, dv;
+
+  void* stream;          /**< caller's GPU stream or NULL */
+  void* workspace;       /**< caller's workspace or NULL */
+  size_t workspace_size;
+} flashport_problem;
+
+/**
+ * One backend. Every slot is required unless marked (optional). `why`/`err` buffers are written with a
+ * NUL-terminated reason of at most why_len bytes; the core provides them and owns them.
+ */
+typedef struct flashport_backend_iface {
+  const char* name;       /**< short, unique, lower-case: "cpu", "cuda", "cuda-fma", "hip" */
+  int32_t device_type;    /**< the flashport_device_type it serves */
+  const char* description;
+
+  /* .probe = */ /** Usable device count; 0 with a reason in why (e.g. "no CUDA device: cudaGetDeviceCount
+                     returned 100 (no CUDA-capable device is detected)"). Called once, at registration. */
+  int32_t (*probe)(char* why, size_t why_len);
+
+  /* .supports = */ /** 1 if it can run this problem, else 0 with the reason in why. Pure; called per request. */
+  int32_t (*supports)(const flashport_problem* p, char* why, size_t why_len);
+
+  /* .workspace_size = */ /** Scratch bytes the problem needs (0 for none). */
+  size_t (*workspace_size)(const flashport_problem* p);
+
+  /* .run = */ /** Run p (forward or backward per p->direction). Must write no output when it fails before
+                   launching work. Returns a flashport_status; err holds the message on failure. */
+  int32_t (*run)(const flashport_problem* p, char* err, size_t err_len);
+} flashport_backend_iface;
+
+/** What a module hands the core. */
+typedef struct flashport_module {
+  uint32_t abi_version;                    /**< FLASHPORT_MODULE_ABI_VERSION the module was built with */
+  uint32_t backend_count;
+  const flashport_backend_iface* backends; /**< static storage inside the module */
+} flashport_module;
+
+/** The module's entry point. Fills *out and returns 0, or returns non-zero with a reason in why. Must not crash
+ *  or abort when its runtime or device is missing: that is reported through probe(). */
+typedef int32_t (*flashport_module_init_fn)(uint32_t core_abi_version, flashport_module* out, char* why,
+                                            size_t why_len);
+
+/* Modules export their init through this macro (default visibility, C linkage). */
+#if defined(_WIN32)
+#  define FLASHPORT_MODULE_EXPORT __declspec(dllexport)
+#else
+#  define FLASHPORT_MODULE_EXPORT __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* FLASHPORT_DISPATCH_BACKEND_ABI_H */
