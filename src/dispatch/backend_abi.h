@@ -29,6 +29,9 @@ extern "C" {
 /** Name of the one function a backend module exports. */
 #define FLASHPORT_MODULE_INIT_SYMBOL "flashport_module_init"
 
+/** Size of the reason/error buffers the core passes to backends. */
+#define FLASHPORT_MESSAGE_CAPACITY 1024
+
 /** One validated tensor operand: data pointer and element strides in [batch, seqlen, heads, head_dim] order.
  *  For lse the strides are [batch, heads, seqlen, unused]. Absent optional operands have data == NULL. */
 typedef struct flashport_operand {
@@ -104,6 +107,20 @@ typedef struct flashport_backend_iface {
   /* .run = */ /** Run p (forward or backward per p->direction). Must write no output when it fails before
                    launching work. Returns a flashport_status; err holds the message on failure. */
   int32_t (*run)(const flashport_problem* p, char* err, size_t err_len);
+
+  /* Device memory helpers for tools and tests (flashport-check, the GPU conformance suite), so that they can move
+   * data to a backend's device without linking its runtime. NULL for the CPU backend. Each returns a
+   * flashport_status and writes err on failure. */
+  /* .mem_alloc = */ /** (optional) Allocate bytes on device_id; *ptr receives the address. */
+  int32_t (*mem_alloc)(int32_t device_id, size_t bytes, void** ptr, char* err, size_t err_len);
+  /* .mem_free = */ /** (optional) Free what mem_alloc returned; NULL is accepted. */
+  int32_t (*mem_free)(int32_t device_id, void* ptr, char* err, size_t err_len);
+  /* .mem_copy = */ /** (optional) Synchronous copy; to_device = 1 host->device, 0 device->host. */
+  int32_t (*mem_copy)(int32_t device_id, void* dst, const void* src, size_t bytes, int32_t to_device, char* err,
+                      size_t err_len);
+  /* .synchronize = */ /** (optional) Wait for all work on stream (NULL = default stream) and report any
+                           asynchronous error raised by it. */
+  int32_t (*synchronize)(int32_t device_id, void* stream, char* err, size_t err_len);
 } flashport_backend_iface;
 
 /** What a module hands the core. */
