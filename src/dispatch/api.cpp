@@ -1,0 +1,147 @@
+// The public C API (include/flashport/flashport.h). Every entry point that does work runs inside guarded(): it clears
+// the calling thread's last error first and no exception crosses the C ABI. The pure helpers (versions,
+// status strings, *_init) leave last_error alone, so `flashport_status_string(s), flashport_last_error()` in one
+// printf argument list works in either evaluation order.
+#include <cstring>
+
+#include "dispatch/dispatch.h"
+#include "dispatch/error.h"
+#include "dispatch/registry.h"
+#include "dispatch/validate.h"
+
+using namespace flashport;
+
+namespace {
+
+#define FLASHPORT_STR2(x) #x
+#define FLASHPORT_STR(x) FLASHPORT_STR2(x)
+
+template <class Args>
+flashport_status workspace_query(const Args* args, size_t* bytes, Request (*validate)(const Args*, DataPointers)) {
+  return guarded([&] {
+    if (bytes == nullptr) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "bytes is NULL");
+    const size_t need = request_workspace_size(validate(args, DataPointers::optional));
+    *bytes = need;
+    return FLASHPORT_STATUS_OK;
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+uint32_t flashport_version(void) { return FLASHPORT_VERSION_NUMBER; }
+
+const char* flashport_version_string(void) {
+  return FLASHPORT_STR(FLASHPORT_VERSION_MAJOR) "." FLASHPORT_STR(FLASHPORT_VERSION_MINOR) "." FLASHPORT_STR(
+      FLASHPORT_VERSION_PATCH);
+}
+
+uint32_t flashport_abi_version(void) { return FLASHPORT_ABI_VERSION; }
+
+const char* flashport_status_string(flashport_status status) {
+  const char* name = status_name(status);
+  return name != nullptr ? name : "unknown status";
+}
+
+const char* flashport_last_error(void) { return last_error(); }
+
+void flashport_tensor_init_contiguous(flashport_tensor* t, void* data, flashport_dtype dtype,
+                                      flashport_device_type device_type, int32_t device_id, int64_t batch,
+                                      int64_t seqlen, int64_t heads, int64_t head_dim) {
+  if (t == nullptr) return;
+  *t = flashport_tensor{};
+  t->data = data;
+  t->dtype = dtype;
+  t->device_type = device_type;
+  t->device_id = device_id;
+  const int64_t shape[FLASHPORT_RANK] = {batch, seqlen, heads, head_dim};
+  // Wrapping multiplication: absurd sizes give absurd strides that validation then reports, never UB here.
+  const uint64_t s2 = static_cast<uint64_t>(head_dim);
+  const uint64_t s1 = s2 * static_cast<uint64_t>(heads);
+  const uint64_t s0 = s1 * static_cast<uint64_t>(seqlen);
+  const int64_t strides[FLASHPORT_RANK] = {static_cast<int64_t>(s0), static_cast<int64_t>(s1),
+                                           static_cast<int64_t>(s2), 1};
+  std::memcpy(t->shape, shape, sizeof shape);
+  std::memcpy(t->strides, strides, sizeof strides);
+}
+
+void flashport_lse_init_contiguous(flashport_tensor* t, float* data, flashport_device_type device_type,
+                                   int32_t device_id, int64_t batch, int64_t heads_q, int64_t seqlen_q) {
+  // {batch, heads_q, seqlen_q, 1} is laid out exactly like a contiguous [batch, heads_q, seqlen_q, 1] tensor.
+  flashport_tensor_init_contiguous(t, data, FLASHPORT_DTYPE_F32, device_type, device_id, batch, heads_q, seqlen_q, 1);
+}
+
+void flashport_forward_args_init(flashport_forward_args* args) {
+  if (args == nullptr) return;
+  *args = flashport_forward_args{};
+  args->struct_size = sizeof *args;
+  args->mask_alignment = FLASHPORT_ALIGN_BOTTOM_RIGHT;
+  args->window_left = -1;
+  args->window_right = -1;
+}
+
+void flashport_backward_args_init(flashport_backward_args* args) {
+  if (args == nullptr) return;
+  *args = flashport_backward_args{};
+  args->struct_size = sizeof *args;
+  args->mask_alignment = FLASHPORT_ALIGN_BOTTOM_RIGHT;
+  args->window_left = -1;
+  args->window_right = -1;
+}
+
+flashport_status flashport_forward(const flashport_forward_args* args) {
+  return guarded([&] { return run_request(validate_forward(args, DataPointers::required)); });
+}
+
+flashport_status flashport_forward_workspace_size(const flashport_forward_args* args, size_t* bytes) {
+  return workspace_query(args, bytes, validate_forward);
+}
+
+flashport_status flashport_backward(const flashport_backward_args* args) {
+  return guarded([&] { return run_request(validate_backward(args, DataPointers::required)); });
+}
+
+flashport_status flashport_backward_workspace_size(const flashport_backward_args* args, size_t* bytes) {
+  return workspace_query(args, bytes, validate_backward);
+}
+
+void flashport_backend_info_init(flashport_backend_info* info) {
+  if (info == nullptr) return;
+  *info = flashport_backend_info{};
+  info->struct_size = sizeof *info;
+}
+
+int32_t flashport_backend_count(void) {
+  int32_t count = 0;
+  guarded([&] {
+    count = static_cast<int32_t>(registry().size());
+    return FLASHPORT_STATUS_OK;
+  });
+  return count;  // 0 only when building the registry failed (out of memory); last_error says so
+}
+
+flashport_status flashport_backend_info_get(int32_t index, flashport_backend_info* info) {
+  return guarded([&] {
+    if (info == nullptr) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "info is NULL");
+    check_struct_size(info->struct_size, FLASHPORT_PREFIX_END(flashport_backend_info, module_path), sizeof *info,
+                      "info->struct_size", "flashport_backend_info", "flashport_backend_info_init");
+    const std::vector<BackendEntry>& entries = registry();
+    if (index < 0 || static_cast<size_t>(index) >= entries.size())
+      fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "index = ", index, " is out of range: there are ", entries.size(),
+           " backends (flashport_backend_count())");
+    const BackendEntry& e = entries[static_cast<size_t>(index)];
+    flashport_backend_info local{};
+    local.struct_size = info->struct_size;
+    local.name = e.name.c_str();
+    local.device_type = e.device_type;
+    local.available = e.available() ? 1 : 0;
+    local.device_count = e.device_count;
+    local.status_message = e.status_message.c_str();
+    local.module_path = e.module_path.c_str();
+    std::memcpy(static_cast<void*>(info), &local, info->struct_size);  // only the fields the caller knows
+    return FLASHPORT_STATUS_OK;
+  });
+}
+
+}  // extern "C"

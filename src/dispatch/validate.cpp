@@ -1,0 +1,361 @@
+#include "dispatch/validate.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "dispatch/error.h"
+
+namespace flashport {
+namespace {
+
+constexpr int64_t kMaxHeadDim = 256;
+
+// The seven problem sizes (plus the constant 1 of lse's last dim) that tensor shapes are made of.
+enum Dim : int { kBatch, kSeqQ, kSeqKv, kHeadsQ, kHeadsKv, kDimQk, kDimV, kOne, kDimCount };
+const char* const kDimLabel[kDimCount] = {"batch",    "seqlen_q",    "seqlen_kv",  "heads_q",
+                                          "heads_kv", "head_dim_qk", "head_dim_v", "1"};
+
+using Layout = std::array<Dim, FLASHPORT_RANK>;
+constexpr Layout kQLayout{kBatch, kSeqQ, kHeadsQ, kDimQk};
+constexpr Layout kKLayout{kBatch, kSeqKv, kHeadsKv, kDimQk};
+constexpr Layout kVLayout{kBatch, kSeqKv, kHeadsKv, kDimV};
+constexpr Layout kOutLayout{kBatch, kSeqQ, kHeadsQ, kDimV};
+constexpr Layout kLseLayout{kBatch, kHeadsQ, kSeqQ, kOne};
+
+enum class Role { input, output };
+
+struct Operand {
+  const char* name;
+  const flashport_tensor* t;
+  Layout layout;
+  Role role;
+  flashport_operand* dst;  // where the problem receives it
+  const char* null_hint;   // appended to the "data is NULL" message
+  uint64_t bytes = 0;      // byte extent, set by check_extent()
+};
+
+// The caller's options, common to forward and backward.
+struct Options {
+  float softmax_scale;
+  float softcap;
+  int32_t causal;
+  int32_t mask_alignment;
+  int64_t window_left;
+  int64_t window_right;
+  int32_t deterministic;
+};
+
+int64_t element_size(int32_t dtype) { return dtype == FLASHPORT_DTYPE_F32 ? 4 : 2; }
+
+bool known_dtype(int32_t d) {
+  return d == FLASHPORT_DTYPE_F32 || d == FLASHPORT_DTYPE_F16 || d == FLASHPORT_DTYPE_BF16;
+}
+
+bool known_device(int32_t d) {
+  return d == FLASHPORT_DEVICE_CPU || d == FLASHPORT_DEVICE_CUDA || d == FLASHPORT_DEVICE_ROCM;
+}
+
+std::string device_name(const flashport_tensor& t) {
+  return cat(device_type_name(t.device_type), " device ", t.device_id);
+}
+
+void check_flag(int32_t value, const char* name) {
+  if (value != 0 && value != 1) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, name, " = ", value, "; must be 0 or 1");
+}
+
+void check_options(const Options& o) {
+  if (!std::isfinite(o.softmax_scale) || o.softmax_scale < 0)
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "softmax_scale = ", o.softmax_scale,
+         "; must be finite and >= 0 (0 means 1/sqrt(head_dim_qk))");
+  if (!std::isfinite(o.softcap) || o.softcap < 0)
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "softcap = ", o.softcap, "; must be finite and >= 0 (0 means off)");
+  check_flag(o.causal, "causal");
+  check_flag(o.deterministic, "deterministic");
+  if (o.mask_alignment != FLASHPORT_ALIGN_BOTTOM_RIGHT && o.mask_alignment != FLASHPORT_ALIGN_TOP_LEFT)
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "mask_alignment = ", o.mask_alignment,
+         "; must be FLASHPORT_ALIGN_BOTTOM_RIGHT (0) or FLASHPORT_ALIGN_TOP_LEFT (1)");
+}
+
+// Checks of one tensor on its own.
+void check_tensor(const Operand& op, DataPointers data) {
+  const flashport_tensor& t = *op.t;
+  const char* n = op.name;
+  if (data == DataPointers::required && t.data == nullptr)
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, n, ".data is NULL", op.null_hint);
+  if (t.reserved_ != 0) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, n, ".reserved_ = ", t.reserved_, "; must be 0");
+  if (!known_dtype(t.dtype))
+    fail(FLASHPORT_STATUS_DTYPE_MISMATCH, n, ".dtype = ", t.dtype,
+         " is not a flashport_dtype (F32 1, F16 2, BF16 3)");
+  if (!known_device(t.device_type))
+    fail(FLASHPORT_STATUS_DEVICE_MISMATCH, n, ".device_type = ", t.device_type,
+         " is not a flashport_device_type (CPU 1, CUDA 2, ROCm 10)");
+  if (t.device_id < 0) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, n, ".device_id = ", t.device_id, "; must be >= 0");
+  for (int d = 0; d < FLASHPORT_RANK; ++d) {
+    if (t.shape[d] < 1)
+      fail(FLASHPORT_STATUS_SHAPE_MISMATCH, n, ".shape[", d, "] (", kDimLabel[op.layout[d]], ") = ", t.shape[d],
+           "; every size must be >= 1");
+    if (t.strides[d] < 0)
+      fail(FLASHPORT_STATUS_INVALID_ARGUMENT, n, ".strides[", d, "] = ", t.strides[d], "; strides must be >= 0");
+  }
+}
+
+// dtype and device agreement with q (the first operand), lse always F32.
+void check_agreement(const std::vector<Operand>& ops) {
+  const Operand& ref = ops.front();
+  for (const Operand& op : ops) {
+    const flashport_tensor& t = *op.t;
+    if (op.layout == kLseLayout) {
+      if (t.dtype != FLASHPORT_DTYPE_F32)
+        fail(FLASHPORT_STATUS_DTYPE_MISMATCH, op.name, ".dtype = ", dtype_name(t.dtype), "; lse must be F32");
+    } else if (t.dtype != ref.t->dtype) {
+      fail(FLASHPORT_STATUS_DTYPE_MISMATCH, op.name, ".dtype = ", dtype_name(t.dtype), " differs from ", ref.name,
+           ".dtype = ", dtype_name(ref.t->dtype), "; all tensors but lse must share one dtype");
+    }
+    if (t.device_type != ref.t->device_type || t.device_id != ref.t->device_id)
+      fail(FLASHPORT_STATUS_DEVICE_MISMATCH, op.name, " is on ", device_name(t), " but ", ref.name, " is on ",
+           device_name(*ref.t), "; all tensors must be on one device");
+  }
+}
+
+// Binds every Dim to the first operand that has it and checks that all others agree.
+std::array<int64_t, kDimCount> bind_sizes(const std::vector<Operand>& ops) {
+  std::array<int64_t, kDimCount> size{};
+  std::array<const Operand*, kDimCount> from{};
+  std::array<int, kDimCount> from_dim{};
+  size[kOne] = 1;
+  for (const Operand& op : ops) {
+    for (int d = 0; d < FLASHPORT_RANK; ++d) {
+      const Dim dim = op.layout[d];
+      const int64_t s = op.t->shape[d];
+      if (dim == kOne) {
+        if (s != 1) fail(FLASHPORT_STATUS_SHAPE_MISMATCH, op.name, ".shape[", d, "] = ", s, "; must be 1");
+      } else if (from[dim] == nullptr) {
+        size[dim] = s;
+        from[dim] = &op;
+        from_dim[dim] = d;
+      } else if (s != size[dim]) {
+        fail(FLASHPORT_STATUS_SHAPE_MISMATCH, op.name, ".shape[", d, "] (", kDimLabel[dim], " = ", s,
+             ") differs from ", from[dim]->name, ".shape[", from_dim[dim], "] (", kDimLabel[dim], " = ", size[dim],
+             ")");
+      }
+    }
+  }
+  if (size[kHeadsQ] % size[kHeadsKv] != 0)
+    fail(FLASHPORT_STATUS_SHAPE_MISMATCH, "k.shape[2] (heads_kv = ", size[kHeadsKv], ") does not divide q.shape[2] (heads_q = ",
+         size[kHeadsQ], ")");
+  if (size[kDimQk] > kMaxHeadDim)
+    fail(FLASHPORT_STATUS_UNSUPPORTED, "q.shape[3] (head_dim_qk = ", size[kDimQk], ") exceeds the supported maximum ",
+         kMaxHeadDim);
+  if (size[kDimV] > kMaxHeadDim)
+    fail(FLASHPORT_STATUS_UNSUPPORTED, "v.shape[3] (head_dim_v = ", size[kDimV], ") exceeds the supported maximum ",
+         kMaxHeadDim);
+  return size;
+}
+
+// Every size*stride, the element count, the element extent and the byte extent fit in int64, and the byte range
+// does not wrap the address space. Sets op.bytes.
+void check_extent(Operand& op) {
+  const flashport_tensor& t = *op.t;
+  const char* n = op.name;
+  int64_t span = 0;  // elements after the first one
+  int64_t numel = 1;
+  for (int d = 0; d < FLASHPORT_RANK; ++d) {
+    int64_t product = 0;
+    if (__builtin_mul_overflow(t.shape[d], t.strides[d], &product) || __builtin_add_overflow(span, product, &span) ||
+        __builtin_mul_overflow(numel, t.shape[d], &numel))
+      fail(FLASHPORT_STATUS_OVERFLOW, n, ".shape[", d, "] = ", t.shape[d], " with ", n, ".strides[", d, "] = ",
+           t.strides[d], " makes the tensor's size or extent overflow int64");
+    span -= t.strides[d];  // the loop added shape*stride; the last index is shape-1
+  }
+  int64_t bytes = 0;
+  if (__builtin_add_overflow(span, int64_t{1}, &span) ||
+      __builtin_mul_overflow(span, element_size(t.dtype), &bytes))
+    fail(FLASHPORT_STATUS_OVERFLOW, n, " spans ", span, " elements of ", element_size(t.dtype),
+         " bytes: the byte extent overflows int64");
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data);
+  if (t.data != nullptr && begin > std::numeric_limits<uintptr_t>::max() - static_cast<uint64_t>(bytes))
+    fail(FLASHPORT_STATUS_OVERFLOW, n, ".data = ", t.data, " plus its extent of ", bytes,
+         " bytes wraps the address space");
+  op.bytes = static_cast<uint64_t>(bytes);
+}
+
+// An output whose strides send two elements to one address would be written concurrently. Sorted by stride, each
+// dim of size > 1 must step past everything the smaller dims span; this also accepts every ordinary layout.
+void check_distinct_elements(const Operand& op) {
+  const flashport_tensor& t = *op.t;
+  std::array<int, FLASHPORT_RANK> order{0, 1, 2, 3};
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return t.strides[a] < t.strides[b]; });
+  int64_t span = 0;
+  for (int d : order) {
+    if (t.shape[d] == 1) continue;
+    if (t.strides[d] == 0)
+      fail(FLASHPORT_STATUS_ALIASING, op.name, ".strides[", d, "] = 0 while ", op.name, ".shape[", d, "] = ",
+           t.shape[d], ": those output elements would all be written to one address");
+    if (t.strides[d] <= span)
+      fail(FLASHPORT_STATUS_ALIASING, op.name, ".strides[", d, "] = ", t.strides[d], " is not larger than the ",
+           span, " elements spanned by its smaller-stride dims: distinct output elements would share an address");
+    span += (t.shape[d] - 1) * t.strides[d];  // fits: check_extent() ran first
+  }
+}
+
+// No output may share a byte with any other operand.
+void check_aliasing(const std::vector<Operand>& ops) {
+  for (const Operand& out : ops) {
+    if (out.role != Role::output) continue;
+    check_distinct_elements(out);
+    if (out.t->data == nullptr) continue;
+    const uintptr_t ob = reinterpret_cast<uintptr_t>(out.t->data);
+    for (const Operand& other : ops) {
+      if (&other == &out || other.t->data == nullptr) continue;
+      const uintptr_t b = reinterpret_cast<uintptr_t>(other.t->data);
+      if (ob < b + other.bytes && b < ob + out.bytes)
+        fail(FLASHPORT_STATUS_ALIASING, "output ", out.name, " (", out.bytes, " bytes at ", out.t->data,
+             ") overlaps ", other.name, " (", other.bytes, " bytes at ", other.t->data,
+             "); outputs must not share memory with any other tensor");
+    }
+  }
+}
+
+// A window bound that cannot exclude any key is the same as no bound; -1 lets backends skip the mask entirely and
+// keeps i + offset +- window far from int64 overflow. (Over all rows, i + offset lies in [-seqlen_q, seqlen_kv).)
+int64_t normalise_window(int64_t w, int64_t seqlen_q, int64_t seqlen_kv) {
+  return (w < 0 || w >= seqlen_q + seqlen_kv) ? -1 : w;
+}
+
+// Fills everything of p but direction, stream and workspace.
+void validate_common(std::vector<Operand>& ops, const Options& o, DataPointers data, flashport_problem& p) {
+  check_options(o);
+  for (const Operand& op : ops) check_tensor(op, data);
+  check_agreement(ops);
+  const std::array<int64_t, kDimCount> size = bind_sizes(ops);
+  for (Operand& op : ops) check_extent(op);
+  check_aliasing(ops);
+
+  const flashport_tensor& q = *ops.front().t;
+  p.dtype = q.dtype;
+  p.device_type = q.device_type;
+  p.device_id = q.device_id;
+  p.batch = size[kBatch];
+  p.seqlen_q = size[kSeqQ];
+  p.seqlen_kv = size[kSeqKv];
+  p.heads_q = size[kHeadsQ];
+  p.heads_kv = size[kHeadsKv];
+  p.head_dim_qk = size[kDimQk];
+  p.head_dim_v = size[kDimV];
+  p.scale = o.softmax_scale != 0.0f ? o.softmax_scale
+                                    : static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.head_dim_qk)));
+  p.softcap = o.softcap;
+  p.causal = o.causal;
+  p.deterministic = o.deterministic;
+  p.mask_offset = o.mask_alignment == FLASHPORT_ALIGN_BOTTOM_RIGHT ? p.seqlen_kv - p.seqlen_q : 0;
+  p.window_left = normalise_window(o.window_left, p.seqlen_q, p.seqlen_kv);
+  p.window_right = normalise_window(o.window_right, p.seqlen_q, p.seqlen_kv);
+  if (o.causal) p.window_right = 0;  // j <= i + offset is at least as strict as any window_right >= 0
+  for (const Operand& op : ops) {
+    op.dst->data = op.t->data;
+    std::copy(op.t->strides, op.t->strides + FLASHPORT_RANK, op.dst->stride);
+  }
+}
+
+// The fields forward and backward args share under the same names.
+template <class Args>
+Request finish(const Args& a, std::vector<Operand>& ops, const Options& o, DataPointers data, Request& r,
+               flashport_direction direction) {
+  validate_common(ops, o, data, r.problem);
+  if (data == DataPointers::required) {  // a size query ignores the workspace fields
+    if (a.workspace == nullptr && a.workspace_size != 0)
+      fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "workspace_size = ", a.workspace_size,
+           " but workspace is NULL; pass both, or neither to let the backend allocate");
+    if (reinterpret_cast<uintptr_t>(a.workspace) % 256 != 0)
+      fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "workspace = ", a.workspace, " is not 256-byte aligned");
+  }
+  r.problem.direction = direction;
+  r.problem.stream = a.stream;
+  r.problem.workspace = a.workspace;
+  r.problem.workspace_size = a.workspace_size;
+  r.backend = a.backend;
+  return r;
+}
+
+}  // namespace
+
+const char* dtype_name(int32_t dtype) {
+  switch (dtype) {
+    case FLASHPORT_DTYPE_F32: return "F32";
+    case FLASHPORT_DTYPE_F16: return "F16";
+    case FLASHPORT_DTYPE_BF16: return "BF16";
+    default: return "unknown dtype";
+  }
+}
+
+std::string device_type_name(int32_t device_type) {
+  switch (device_type) {
+    case FLASHPORT_DEVICE_CPU: return "CPU";
+    case FLASHPORT_DEVICE_CUDA: return "CUDA";
+    case FLASHPORT_DEVICE_ROCM: return "ROCm";
+    default: return cat("unknown device type ", device_type);
+  }
+}
+
+void check_struct_size(size_t struct_size, size_t v01_size, size_t known_size, const char* what, const char* type,
+                       const char* init) {
+  if (struct_size == 0)
+    fail(FLASHPORT_STATUS_STRUCT_SIZE, what, " is 0; call ", init, "() before filling the ", type);
+  if (struct_size < v01_size)
+    fail(FLASHPORT_STATUS_STRUCT_SIZE, what, " = ", struct_size, " is smaller than the smallest ", type,
+         " this library accepts (", v01_size, " bytes, the v0.1 layout)");
+  if (struct_size > known_size)
+    fail(FLASHPORT_STATUS_STRUCT_SIZE, what, " = ", struct_size, " is larger than the ", known_size, "-byte ", type,
+         " this library knows: the caller was built against a newer flashport header than this library (",
+         FLASHPORT_VERSION_MAJOR, ".", FLASHPORT_VERSION_MINOR, ".", FLASHPORT_VERSION_PATCH, ")");
+}
+
+Request validate_forward(const flashport_forward_args* in, DataPointers data) {
+  if (in == nullptr) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "args is NULL");
+  const flashport_forward_args a =
+      versioned_copy(in, FLASHPORT_PREFIX_END(flashport_forward_args, backend), "flashport_forward_args",
+                     flashport_forward_args_init, "flashport_forward_args_init");
+  Request r{};
+  flashport_problem& p = r.problem;
+  std::vector<Operand> ops{
+      {"q", &a.q, kQLayout, Role::input, &p.q, ""},
+      {"k", &a.k, kKLayout, Role::input, &p.k, ""},
+      {"v", &a.v, kVLayout, Role::input, &p.v, ""},
+      {"out", &a.out, kOutLayout, Role::output, &p.out, ""},
+  };
+  // lse is optional in forward: data == NULL means "not requested", and then its other fields are not looked at.
+  if (a.lse.data != nullptr) ops.push_back({"lse", &a.lse, kLseLayout, Role::output, &p.lse, ""});
+  const Options o{a.softmax_scale, a.softcap,     a.causal, a.mask_alignment,
+                  a.window_left,   a.window_right, 0};
+  return finish(a, ops, o, data, r, FLASHPORT_DIRECTION_FORWARD);
+}
+
+Request validate_backward(const flashport_backward_args* in, DataPointers data) {
+  if (in == nullptr) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "args is NULL");
+  const flashport_backward_args a =
+      versioned_copy(in, FLASHPORT_PREFIX_END(flashport_backward_args, deterministic), "flashport_backward_args",
+                     flashport_backward_args_init, "flashport_backward_args_init");
+  Request r{};
+  flashport_problem& p = r.problem;
+  // q first: every size is bound to (and reported against) q where q has it.
+  std::vector<Operand> ops{
+      {"q", &a.q, kQLayout, Role::input, &p.q, ""},
+      {"k", &a.k, kKLayout, Role::input, &p.k, ""},
+      {"v", &a.v, kVLayout, Role::input, &p.v, ""},
+      {"out", &a.out, kOutLayout, Role::input, &p.out, ""},
+      {"lse", &a.lse, kLseLayout, Role::input, &p.lse,
+       " (backward requires the log-sum-exp written by the forward call)"},
+      {"dout", &a.dout, kOutLayout, Role::input, &p.dout, ""},
+      {"dq", &a.dq, kQLayout, Role::output, &p.dq, ""},
+      {"dk", &a.dk, kKLayout, Role::output, &p.dk, ""},
+      {"dv", &a.dv, kVLayout, Role::output, &p.dv, ""},
+  };
+  const Options o{a.softmax_scale, a.softcap,      a.causal, a.mask_alignment,
+                  a.window_left,   a.window_right, a.deterministic};
+  return finish(a, ops, o, data, r, FLASHPORT_DIRECTION_BACKWARD);
+}
+
+}  // namespace flashport
