@@ -1,0 +1,74 @@
+// Online softmax over the score tiles of one warp (FlashAttention's running max and sum), in the exp2 domain: the
+// caller has already multiplied scores by scale*log2(e), so every exponential is one exp2.
+#ifndef FLASHPORT_CUDA_KERNELS_SOFTMAX_CUH
+#define FLASHPORT_CUDA_KERNELS_SOFTMAX_CUH
+
+#include "kernels/common.cuh"
+
+namespace flashport::kernels {
+
+template <class P> struct OnlineSoftmax {
+  float row_max[P::kRowSlots];  // running max (log2 units), -inf until a visible key is seen; quad-uniform
+  float row_sum[P::kRowSlots];  // this lane's share of the running sum; reduced across lanes only at the end
+
+  FLASHPORT_DEVICE void init() {
+#pragma unroll
+    for (int s = 0; s < P::kRowSlots; ++s) {
+      row_max[s] = -INFINITY;
+      row_sum[s] = 0.f;
+    }
+  }
+
+  // Turn scores s[0..kNT) into probabilities in place and rescale the output accumulators o[0..kOT).
+  template <int kNT, int kOT> FLASHPORT_DEVICE void step(typename P::Acc (&s)[kNT], typename P::Acc (&o)[kOT]) {
+    float scale_old[P::kRowSlots], base[P::kRowSlots];
+#pragma unroll
+    for (int slot = 0; slot < P::kRowSlots; ++slot) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int t = 0; t < kNT; ++t)
+#pragma unroll
+        for (int e = 0; e < P::kAccElems; ++e)
+          if (P::acc_slot(e) == slot) mx = fmaxf(mx, s[t].v[e]);
+      mx = P::row_max(mx);
+      const float m_new = fmaxf(row_max[slot], mx);
+      // A row with no visible key so far keeps max -inf; subtracting 0 instead keeps exp2 at 0 instead of NaN.
+      base[slot] = m_new == -INFINITY ? 0.f : m_new;
+      scale_old[slot] = vendor::exp2f_fast(row_max[slot] - base[slot]);
+      row_max[slot] = m_new;
+    }
+    float sum[P::kRowSlots];
+#pragma unroll
+    for (int slot = 0; slot < P::kRowSlots; ++slot) sum[slot] = 0.f;
+#pragma unroll
+    for (int t = 0; t < kNT; ++t)
+#pragma unroll
+      for (int e = 0; e < P::kAccElems; ++e) {
+        const int slot = P::acc_slot(e);
+        const float p = vendor::exp2f_fast(s[t].v[e] - base[slot]);
+        s[t].v[e] = p;
+        sum[slot] += p;
+      }
+#pragma unroll
+    for (int slot = 0; slot < P::kRowSlots; ++slot) row_sum[slot] = row_sum[slot] * scale_old[slot] + sum[slot];
+#pragma unroll
+    for (int t = 0; t < kOT; ++t)
+#pragma unroll
+      for (int e = 0; e < P::kAccElems; ++e) o[t].v[e] *= scale_old[P::acc_slot(e)];
+  }
+
+  // Final per-row normaliser 1/l (0 for a row that saw no key: its output is 0) and lse in natural log
+  // (-inf for such a row). Call once; reduces the lane partial sums.
+  FLASHPORT_DEVICE void finish(float (&inv)[P::kRowSlots], float (&lse)[P::kRowSlots]) {
+#pragma unroll
+    for (int slot = 0; slot < P::kRowSlots; ++slot) {
+      const float l = P::row_sum(row_sum[slot]);
+      inv[slot] = l > 0.f ? 1.f / l : 0.f;
+      lse[slot] = l > 0.f ? (row_max[slot] + vendor::log2f_fast(l)) * kLn2 : -INFINITY;
+    }
+  }
+};
+
+}  // namespace flashport::kernels
+
+#endif
