@@ -1,0 +1,267 @@
+"""flashport.attention / flashport.attention_backward over any DLPack array (NumPy, PyTorch, CuPy, JAX)."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from . import _lib
+from ._dlpack import Borrowed, View, device_of
+
+_ALIGNMENTS = {"bottom_right": _lib.ALIGN_BOTTOM_RIGHT, "top_left": _lib.ALIGN_TOP_LEFT}
+
+
+@dataclass(frozen=True)
+class Options:
+    """The mask/scale/backend options shared by forward and backward, checked and normalised once."""
+
+    causal: bool = False
+    window_left: int = -1
+    window_right: int = -1
+    softcap: float = 0.0
+    scale: float = 0.0  # 0 = the library's default, 1/sqrt(head_dim)
+    mask_alignment: str = "bottom_right"
+    backend: str | None = None
+
+    @classmethod
+    def make(cls, causal=False, window=(-1, -1), softcap=0.0, scale=None, mask_alignment="bottom_right",
+             backend=None) -> "Options":
+        if window is None:
+            window = (-1, -1)
+        try:
+            left, right = window
+        except (TypeError, ValueError):
+            raise TypeError(f"window must be a (left, right) pair of ints, got {window!r}") from None
+        if mask_alignment not in _ALIGNMENTS:
+            raise ValueError(f"mask_alignment must be one of {sorted(_ALIGNMENTS)}, got {mask_alignment!r}")
+        if backend is not None and not isinstance(backend, str):
+            raise TypeError(f"backend must be a str or None, got {type(backend).__name__}")
+        # Range checks (negative or non-finite scale, ...) are the library's, so its messages stay the only ones.
+        return cls(bool(causal), int(left), int(right), float(softcap), 0.0 if scale is None else float(scale),
+                   mask_alignment, backend)
+
+    def apply(self, args, stream: int) -> None:
+        args.causal = int(self.causal)
+        args.window_left, args.window_right = self.window_left, self.window_right
+        args.softcap, args.softmax_scale = self.softcap, self.scale
+        args.mask_alignment = _ALIGNMENTS[self.mask_alignment]
+        args.stream = stream or None
+        args.backend = self.backend.encode() if self.backend is not None else None
+
+
+def _kind(obj) -> str:
+    """The framework an array belongs to: 'numpy', 'torch', 'cupy', or another top-level module name."""
+    return type(obj).__module__.split(".", 1)[0]
+
+
+def _current_stream(obj, device: tuple) -> int:
+    """The stream the caller's framework is working on for GPU arrays (0 = the default stream, or CPU)."""
+    if device[0] not in (_lib.DEVICE_CUDA, _lib.DEVICE_ROCM):
+        return 0
+    kind = _kind(obj)
+    if kind == "torch":
+        import torch
+        return torch.cuda.current_stream(device[1]).cuda_stream
+    if kind == "cupy":
+        import cupy
+        return cupy.cuda.get_current_stream().ptr
+    return 0
+
+
+def _dlpack_stream(device: tuple, stream: int):
+    """The `stream` argument of __dlpack__: None on the CPU; on CUDA, 1 names the legacy default stream (0 is not
+    allowed there by the protocol); on ROCm, 0 is the default stream."""
+    if device[0] == _lib.DEVICE_CUDA:
+        return stream or 1
+    if device[0] == _lib.DEVICE_ROCM:
+        return stream
+    return None
+
+
+class _Call:
+    """Borrows every array of one library call and releases them all when the call is over."""
+
+    def __init__(self, stack: ExitStack, device: tuple, stream: int):
+        self._stack, self._device, self._stream = stack, device, stream
+
+    def borrow(self, obj, name: str, *, writable: bool = False, lse: bool = False) -> View:
+        kind = _kind(obj)
+        override = None
+        if kind == "torch":
+            obj = obj.detach()  # torch refuses to export tensors that require grad; detach() is a view, not a copy
+        elif kind == "numpy" and obj.dtype.name == "bfloat16":
+            # NumPy cannot export ml_dtypes' bfloat16 through DLPack; the same bits viewed as uint16 can.
+            import numpy
+            obj, override = obj.view(numpy.uint16), _lib.DTYPE_BF16
+        if lse:
+            obj = _as_4d_lse(obj, kind)
+        stream = _dlpack_stream(device_of(obj), self._stream)
+        borrowed = Borrowed(obj, name, stream=stream, dtype_override=override)
+        self._stack.callback(borrowed.release)
+        view = borrowed.view
+        if writable and (view.read_only or borrowed.copied):
+            raise _lib.error(_lib.STATUS_INVALID_ARGUMENT,
+                             f"{name} is {'read-only' if view.read_only else 'a copy'}; pass a writable array")
+        return view
+
+    def tensor(self, obj, name: str, **kw) -> _lib.Tensor:
+        return self.borrow(obj, name, **kw).tensor()
+
+
+def _as_4d_lse(obj, kind: str):
+    """lse travels as [batch, heads, seqlen] (as FlashAttention returns it); the C API wants [B, H, S, 1]."""
+    ndim = len(obj.shape)
+    if ndim == 3:
+        if kind in ("numpy", "cupy"):
+            return obj[..., None]
+        if kind == "torch":
+            return obj.unsqueeze(-1)
+    if ndim not in (3, 4):
+        raise _lib.error(_lib.STATUS_SHAPE_MISMATCH,
+                         f"lse must be [batch, heads_q, seqlen_q] (or with a trailing 1), got shape {tuple(obj.shape)}")
+    return obj
+
+
+def _numpy_dtype(code: int):
+    import numpy
+    if code == _lib.DTYPE_F32:
+        return numpy.float32
+    if code == _lib.DTYPE_F16:
+        return numpy.float16
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise _lib.error(_lib.STATUS_DTYPE_MISMATCH, "bfloat16 NumPy outputs need the ml_dtypes package") from None
+    return ml_dtypes.bfloat16
+
+
+def _empty(ref, view: View, shape: tuple, *, float32: bool = False):
+    """A new uninitialised array of the same kind, device and dtype as `ref` (float32 for lse)."""
+    kind = _kind(ref)
+    if kind == "torch":
+        import torch
+        return torch.empty(shape, dtype=torch.float32 if float32 else ref.dtype, device=ref.device)
+    if kind == "cupy":
+        import cupy
+        with ref.device:
+            return cupy.empty(shape, dtype=cupy.float32 if float32 else ref.dtype)
+    if view.device_type == _lib.DEVICE_CPU:
+        # NumPy, and every other framework on the CPU (NumPy arrays convert to them without a copy).
+        import numpy
+        dtype = numpy.float32 if float32 else (ref.dtype if kind == "numpy" else _numpy_dtype(view.dtype))
+        return numpy.empty(shape, dtype=dtype)
+    raise TypeError(f"flashport cannot allocate {kind} arrays on device type {view.device_type}; pass out=")
+
+
+def _needs_autograd(*arrays) -> bool:
+    if _kind(arrays[0]) != "torch":
+        return False
+    import torch
+    return torch.is_grad_enabled() and any(a.requires_grad for a in arrays)
+
+
+def attention(q, k, v, *, causal=False, window=(-1, -1), softcap=0.0, scale=None, return_lse=False, out=None,
+              backend=None, mask_alignment="bottom_right"):
+    """Exact attention: softmax(scale * q k^T [masked, softcapped]) v.
+
+    q [batch, seqlen_q, heads_q, head_dim], k [batch, seqlen_kv, heads_kv, head_dim], v [batch, seqlen_kv, heads_kv,
+    head_dim_v], any strides, float32/float16/bfloat16, any object with __dlpack__; read without copying.
+    Returns out [batch, seqlen_q, heads_q, head_dim_v] as the same kind of array (written into `out` when given),
+    and with return_lse=True also lse [batch, heads_q, seqlen_q] (float32, natural log).
+
+    PyTorch tensors that require grad go through flashport.torch.attention, so loss.backward() works.
+    Raises FlashportError with the library's message on bad input; nothing is written then.
+    """
+    opts = Options.make(causal, window, softcap, scale, mask_alignment, backend)
+    if _needs_autograd(q, k, v):
+        if out is not None:
+            raise ValueError("out= cannot be used with tensors that require grad (autograd needs its own output)")
+        from . import torch as fp_torch
+        return fp_torch._attention(q, k, v, opts, return_lse)
+    return forward(q, k, v, opts, return_lse=return_lse, out=out)
+
+
+def forward(q, k, v, opts: Options, *, return_lse: bool, out=None):
+    """attention() without the autograd routing, for callers that already hold normalised Options."""
+    device = device_of(q)
+    stream = _current_stream(q, device)
+    args = _lib.new_args(_lib.ForwardArgs)
+    with ExitStack() as stack:
+        call = _Call(stack, device, stream)
+        vq = call.borrow(q, "q")
+        args.q, args.k, args.v = vq.tensor(), call.tensor(k, "k"), call.tensor(v, "v")
+        batch, seqlen_q, heads_q, _ = vq.shape
+        if out is None:
+            out = _empty(q, vq, (batch, seqlen_q, heads_q, args.v.shape[3]))
+        args.out = call.tensor(out, "out", writable=True)
+        lse = _empty(q, vq, (batch, heads_q, seqlen_q), float32=True) if return_lse else None
+        if lse is not None:
+            args.lse = call.tensor(lse, "lse", writable=True, lse=True)
+        opts.apply(args, stream)
+        _lib.check(_lib.lib().flashport_forward(ctypes.byref(args)))
+    return (out, lse) if return_lse else out
+
+
+def attention_backward(dout, q, k, v, out, lse, *, causal=False, window=(-1, -1), softcap=0.0, scale=None,
+                       backend=None, mask_alignment="bottom_right", deterministic=False, dq=None, dk=None, dv=None):
+    """Gradients (dq, dk, dv) of attention() given dout = dLoss/dout and the forward's out and lse.
+
+    Options must match the forward call. dq/dk/dv are allocated like q/k/v unless passed in (then overwritten).
+    deterministic=True gives bitwise-identical results run to run.
+    """
+    opts = Options.make(causal, window, softcap, scale, mask_alignment, backend)
+    return backward(dout, q, k, v, out, lse, opts, deterministic=deterministic, dq=dq, dk=dk, dv=dv)
+
+
+def backward(dout, q, k, v, out, lse, opts: Options, *, deterministic=False, dq=None, dk=None, dv=None):
+    device = device_of(q)
+    stream = _current_stream(q, device)
+    args = _lib.new_args(_lib.BackwardArgs)
+    with ExitStack() as stack:
+        call = _Call(stack, device, stream)
+        views = {}
+        for name, obj in (("dout", dout), ("q", q), ("k", k), ("v", v), ("out", out)):
+            views[name] = call.borrow(obj, name)
+            setattr(args, name, views[name].tensor())
+        args.lse = call.tensor(lse, "lse", lse=True)
+        grads = []
+        for name, given, like in (("dq", dq, "q"), ("dk", dk, "k"), ("dv", dv, "v")):
+            src = {"q": q, "k": k, "v": v}[like]
+            arr = given if given is not None else _empty(src, views[like], views[like].shape)
+            setattr(args, name, call.tensor(arr, name, writable=True))
+            grads.append(arr)
+        opts.apply(args, stream)
+        args.deterministic = int(bool(deterministic))
+        _lib.check(_lib.lib().flashport_backward(ctypes.byref(args)))
+    return tuple(grads)
+
+
+class BackendInfo(NamedTuple):
+    name: str
+    device_type: int
+    available: bool
+    device_count: int
+    status_message: str
+    module_path: str
+
+
+def backends() -> list:
+    """Every backend the library knows (built in or module, loaded or not) and why it is or is not usable."""
+    lib = _lib.lib()
+    result = []
+    for i in range(lib.flashport_backend_count()):
+        info = _lib.BackendInfo()
+        info.struct_size = ctypes.sizeof(info)
+        _lib.check(lib.flashport_backend_info_get(i, ctypes.byref(info)))
+        text = (lambda b: b.decode(errors="replace") if b else "")
+        result.append(BackendInfo(text(info.name), info.device_type, bool(info.available), info.device_count,
+                                  text(info.status_message), text(info.module_path)))
+    return result
+
+
+def library_version() -> str:
+    """Version string of the libflashport actually loaded, e.g. "0.1.0"."""
+    return _lib.lib().flashport_version_string().decode()

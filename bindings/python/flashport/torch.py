@@ -1,0 +1,90 @@
+"""PyTorch integration: flashport attention as a torch.library custom op with autograd and fake (meta) kernels.
+
+    import flashport.torch
+    out = flashport.torch.attention(q, k, v, causal=True)   # differentiable, works under torch.compile
+    out.sum().backward()
+
+CUDA tensors run on torch.cuda.current_stream(). The ops are torch.ops.flashport.attention_forward and
+torch.ops.flashport.attention_backward. lse is returned for inspection but is not differentiable.
+"""
+
+# No `from __future__ import annotations`: torch.library.custom_op reads the real annotation objects to build the
+# operator schema.
+from typing import Optional, Tuple
+
+import torch
+
+from . import _api
+
+__all__ = ["attention"]
+
+
+@torch.library.custom_op("flashport::attention_forward", mutates_args=())
+def _forward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, window_left: int,
+                window_right: int, softcap: float, scale: float, mask_alignment: str,
+                backend: Optional[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+    opts = _api.Options(causal, window_left, window_right, softcap, scale, mask_alignment, backend)
+    return _api.forward(q, k, v, opts, return_lse=True)
+
+
+@_forward_op.register_fake
+def _forward_fake(q, k, v, causal, window_left, window_right, softcap, scale, mask_alignment, backend):
+    batch, seqlen_q, heads_q, _ = q.shape
+    out = q.new_empty((batch, seqlen_q, heads_q, v.shape[3]))
+    lse = q.new_empty((batch, heads_q, seqlen_q), dtype=torch.float32)
+    return out, lse
+
+
+@torch.library.custom_op("flashport::attention_backward", mutates_args=())
+def _backward_op(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                 lse: torch.Tensor, causal: bool, window_left: int, window_right: int, softcap: float, scale: float,
+                 mask_alignment: str, backend: Optional[str],
+                 deterministic: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    opts = _api.Options(causal, window_left, window_right, softcap, scale, mask_alignment, backend)
+    return _api.backward(dout, q, k, v, out, lse, opts, deterministic=deterministic)
+
+
+@_backward_op.register_fake
+def _backward_fake(dout, q, k, v, out, lse, causal, window_left, window_right, softcap, scale, mask_alignment,
+                   backend, deterministic):
+    # The real op allocates contiguous gradients (torch.empty), so the fake ones are contiguous too.
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+_N_OPTIONS = 7  # causal, window_left, window_right, softcap, scale, mask_alignment, backend
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v = inputs[:3]
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse)
+    ctx.options = inputs[3:]
+
+
+def _backward(ctx, dout, _dlse):
+    q, k, v, out, lse = ctx.saved_tensors
+    if dout.stride(-1) != 1:
+        # Incoming gradients can have any layout (an expanded one for out.sum(), for instance); GPU backends need
+        # a unit head_dim stride, so only then is a copy made.
+        dout = dout.contiguous()
+    dq, dk, dv = _backward_op(dout, q, k, v, out, lse, *ctx.options,
+                              torch.are_deterministic_algorithms_enabled())
+    return (dq, dk, dv) + (None,) * _N_OPTIONS
+
+
+_forward_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _attention(q, k, v, opts: _api.Options, return_lse: bool):
+    out, lse = _forward_op(q, k, v, opts.causal, opts.window_left, opts.window_right, opts.softcap, opts.scale,
+                           opts.mask_alignment, opts.backend)
+    return (out, lse) if return_lse else out
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal=False, window=(-1, -1), softcap=0.0,
+              scale=None, return_lse=False, backend=None, mask_alignment="bottom_right"):
+    """Differentiable flashport attention on [batch, seqlen, heads, head_dim] tensors (see flashport.attention).
+
+    Backward is deterministic when torch.use_deterministic_algorithms(True) is on."""
+    opts = _api.Options.make(causal, window, softcap, scale, mask_alignment, backend)
+    return _attention(q, k, v, opts, return_lse)
