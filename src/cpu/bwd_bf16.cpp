@@ -1,0 +1,4 @@
+// One instantiation per file so that the build compiles the kernels in parallel.
+#include "cpu/cpu_backward.h"
+
+template void flashport::cpu::backward<Eigen::bfloat16>(const flashport_problem&);

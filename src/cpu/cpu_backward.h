@@ -1,0 +1,173 @@
+// Backward kernel template (FlashAttention-2 recomputation from lse). Included only by the bwd_<dtype>.cpp files.
+//
+// Three parallel passes, each writing outputs no other task touches, so every accumulation has a fixed order:
+//   1. Delta_i = rowsum(dO_i ∘ O_i) for every (batch, query head, row) into one fp32 buffer (B·Hq·Sq floats).
+//   2. Per (batch, KV head, key block): dK and dV of that block, summed over the query heads of its GQA group and
+//      over the query blocks that see it, in ascending order.
+//   3. Per (batch, query head, query block): dQ, recomputing P and dS over the key blocks it sees.
+// Pass 3 repeats two of the five block GEMMs of pass 2 (Q·Kᵀ and dO·Vᵀ): 7 GEMMs where a single pass would need
+// 5. The single-pass alternatives need either atomics / per-thread dQ copies reduced in a thread-dependent order
+// (not deterministic across thread counts) or per-key-block partial dQ buffers (memory O(Skv/kBlockK · Sq · D),
+// i.e. quadratic in S). Two passes are deterministic for every thread count by construction, need no memory
+// beyond Delta, and so the `deterministic` flag costs nothing: it selects the same path. See docs/perf/cpu.md.
+#ifndef FLASHPORT_CPU_CPU_BACKWARD_H
+#define FLASHPORT_CPU_CPU_BACKWARD_H
+
+#include "cpu/cpu_kernels.h"
+#include "cpu/cpu_scores.h"
+
+namespace flashport::cpu {
+
+namespace detail {
+
+// Per-thread blocks of the backward passes.
+struct BwdBlocks {
+  float *q, *k, *v, *dout, *p, *ds, *t, *acc_a, *acc_b, *lse, *delta;
+
+  static size_t floats(int64_t dqk, int64_t dv) {
+    return 2 * Carver::size(kBlockQ * dqk) + Carver::size(kBlockQ * dv) + 2 * Carver::size(kBlockK * dqk) +
+           2 * Carver::size(kBlockK * dv) + 3 * Carver::size(kBlockQ * kBlockK) + 2 * Carver::size(kBlockQ);
+  }
+  BwdBlocks(float* base, int64_t dqk, int64_t dv) {
+    Carver c(base);
+    q = c.take(kBlockQ * dqk);
+    dout = c.take(kBlockQ * dv);
+    k = c.take(kBlockK * dqk);
+    v = c.take(kBlockK * dv);
+    p = c.take(kBlockQ * kBlockK);
+    ds = c.take(kBlockQ * kBlockK);
+    t = c.take(kBlockQ * kBlockK);
+    // dK/dV accumulators (pass 2) or the dQ accumulator (pass 3, in acc_a).
+    acc_a = c.take(std::max(kBlockK, kBlockQ) * dqk);
+    acc_b = c.take(kBlockK * dv);
+    lse = c.take(kBlockQ);
+    delta = c.take(kBlockQ);
+  }
+};
+
+// Everything one (query block, key block) pair needs, recomputed from lse: P into blk.p and dS (the gradient with
+// respect to the scaled dot product scale·Q·Kᵀ, softcap derivative 1 - tanh² included) into blk.ds.
+inline void probs_and_grads(const ScoreRule& rule, const Mask& mask, int64_t i0, int64_t rows, int64_t j0,
+                            int64_t cols, int64_t dqk, int64_t dv, const BwdBlocks& blk) {
+  const bool full = mask.block_visible(i0, i0 + rows, j0, j0 + cols);
+  score_block(rule, mask, full, i0, rows, j0, cols, dqk, blk.q, blk.k, blk.p, blk.t);
+  MatMap P(blk.p, rows, cols);
+  VecMap lse(blk.lse, rows), delta(blk.delta, rows);
+  // Rows with lse = -inf are fully masked: every entry is masked and zeroed below, so any finite shift will do.
+  for (int64_t r = 0; r < rows; ++r) {
+    const float shift = lse[r] == kNegInf ? 0.0f : lse[r];
+    P.row(r).array() = (P.row(r).array() - shift).exp();
+  }
+  if (!full) mask.apply(i0, rows, j0, cols, 0.0f, blk.p);
+
+  MatMap dS(blk.ds, rows, cols);
+  dS.noalias() = Eigen::Map<const RowMat, Eigen::Aligned64>(blk.dout, rows, dv) *
+                 Eigen::Map<const RowMat, Eigen::Aligned64>(blk.v, cols, dv).transpose();
+  dS.array().colwise() -= delta.array();
+  dS.array() *= P.array();
+  if (rule.softcap > 0) {
+    MatMap Tm(blk.t, rows, cols);
+    dS.array() *= 1.0f - Tm.array().square();
+  }
+}
+
+template <typename T>
+void load_row_stats(const flashport_problem& p, const std::vector<float>& delta_all, int64_t b, int64_t h,
+                    int64_t i0, int64_t rows, const BwdBlocks& blk) {
+  const float* lse = static_cast<const float*>(p.lse.data) + b * p.lse.stride[0] + h * p.lse.stride[1];
+  const float* delta = delta_all.data() + (b * p.heads_q + h) * p.seqlen_q;
+  for (int64_t r = 0; r < rows; ++r) {
+    blk.lse[r] = lse[(i0 + r) * p.lse.stride[2]];
+    blk.delta[r] = delta[i0 + r];
+  }
+}
+
+}  // namespace detail
+
+template <typename T>
+void backward(const flashport_problem& p) {
+  using detail::BwdBlocks;
+  const int64_t B = p.batch, Sq = p.seqlen_q, Skv = p.seqlen_kv, Hq = p.heads_q, Hkv = p.heads_kv;
+  const int64_t Dqk = p.head_dim_qk, Dv = p.head_dim_v, group = Hq / Hkv;
+  const int64_t nqb = (Sq + kBlockQ - 1) / kBlockQ, nkb = (Skv + kBlockK - 1) / kBlockK;
+  const Tensor4<T> q(p.q), k(p.k), v(p.v), out(p.out), dout(p.dout);
+  const Mask mask(p);
+  const ScoreRule rule(p);
+  // dS is the gradient with respect to scale·Q·Kᵀ and Q was loaded multiplied by q_mul, so
+  // dK = scale·dSᵀ·Q = (scale / q_mul)·dSᵀ·(q_mul·Q) and dQ = scale·dS·K.
+  const float k_grad_mul = p.scale / rule.q_mul;
+
+  std::vector<float> delta_all(static_cast<size_t>(B * Hq * Sq));
+  Scratch scratch(omp_get_max_threads(), BwdBlocks::floats(Dqk, Dv));
+
+  // Pass 1: Delta.
+  parallel_tasks(B * Hq, [&](int64_t task, int) {
+    const int64_t b = task / Hq, h = task % Hq;
+    float* delta = delta_all.data() + task * Sq;
+    for (int64_t i = 0; i < Sq; ++i) {
+      const T* o = out.row(b, i, h);
+      const T* g = dout.row(b, i, h);
+      float sum = 0.0f;
+      for (int64_t d = 0; d < Dv; ++d) sum += to_float(o[d * out.sd]) * to_float(g[d * dout.sd]);
+      delta[i] = sum;
+    }
+  });
+
+  // Pass 2: dK, dV per key block.
+  parallel_tasks(B * Hkv * nkb, [&](int64_t task, int thread) {
+    const int64_t kb = task % nkb, hkv = (task / nkb) % Hkv, b = task / (nkb * Hkv);
+    const int64_t j0 = kb * kBlockK, cols = std::min(kBlockK, Skv - j0);
+    BwdBlocks blk(scratch.thread_base(thread), Dqk, Dv);
+    MatMap dK(blk.acc_a, cols, Dqk), dV(blk.acc_b, cols, Dv);
+    dK.setZero();
+    dV.setZero();
+    int64_t lo, hi;
+    mask.row_range(j0, j0 + cols, &lo, &hi);
+    if (lo < hi) {
+      load_block(k, b, hkv, j0, cols, Dqk, 1.0f, blk.k);
+      load_block(v, b, hkv, j0, cols, Dv, 1.0f, blk.v);
+    }
+    for (int64_t h = hkv * group; h < (hkv + 1) * group; ++h) {
+      for (int64_t i0 = lo; i0 < hi; i0 += kBlockQ) {
+        const int64_t rows = std::min(kBlockQ, hi - i0);
+        load_block(q, b, h, i0, rows, Dqk, rule.q_mul, blk.q);
+        load_block(dout, b, h, i0, rows, Dv, 1.0f, blk.dout);
+        detail::load_row_stats<T>(p, delta_all, b, h, i0, rows, blk);
+        detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, blk);
+        dV.noalias() += MatMap(blk.p, rows, cols).transpose() * MatMap(blk.dout, rows, Dv);
+        dK.noalias() += MatMap(blk.ds, rows, cols).transpose() * MatMap(blk.q, rows, Dqk);
+      }
+    }
+    store_block<T>(p.dk, b, hkv, j0, cols, Dqk, k_grad_mul, blk.acc_a);
+    store_block<T>(p.dv, b, hkv, j0, cols, Dv, 1.0f, blk.acc_b);
+  });
+
+  // Pass 3: dQ per query block.
+  parallel_tasks(B * Hq * nqb, [&](int64_t task, int thread) {
+    const int64_t qb = nqb - 1 - task % nqb, h = (task / nqb) % Hq, b = task / (nqb * Hq);
+    const int64_t hkv = h / group;
+    const int64_t i0 = qb * kBlockQ, rows = std::min(kBlockQ, Sq - i0);
+    BwdBlocks blk(scratch.thread_base(thread), Dqk, Dv);
+    MatMap dQ(blk.acc_a, rows, Dqk);
+    dQ.setZero();
+    int64_t lo, hi;
+    mask.key_range(i0, i0 + rows, &lo, &hi);
+    if (lo < hi) {
+      load_block(q, b, h, i0, rows, Dqk, rule.q_mul, blk.q);
+      load_block(dout, b, h, i0, rows, Dv, 1.0f, blk.dout);
+      detail::load_row_stats<T>(p, delta_all, b, h, i0, rows, blk);
+    }
+    for (int64_t j0 = lo; j0 < hi; j0 += kBlockK) {
+      const int64_t cols = std::min(kBlockK, hi - j0);
+      load_block(k, b, hkv, j0, cols, Dqk, 1.0f, blk.k);
+      load_block(v, b, hkv, j0, cols, Dv, 1.0f, blk.v);
+      detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, blk);
+      dQ.noalias() += MatMap(blk.ds, rows, cols) * MatMap(blk.k, cols, Dqk);
+    }
+    store_block<T>(p.dq, b, h, i0, rows, Dqk, p.scale, blk.acc_a);
+  });
+}
+
+}  // namespace flashport::cpu
+
+#endif

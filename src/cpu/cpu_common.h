@@ -1,0 +1,176 @@
+// Shared pieces of the CPU kernels: element conversion, strided block load/store, the mask rule, block ranges and
+// per-thread scratch. Internal to src/cpu; included by the forward and backward template sources only.
+#ifndef FLASHPORT_CPU_CPU_COMMON_H
+#define FLASHPORT_CPU_CPU_COMMON_H
+
+// Eigen must not start its own OpenMP team inside ours: every block GEMM here runs on the calling thread.
+#ifndef EIGEN_DONT_PARALLELIZE
+#define EIGEN_DONT_PARALLELIZE
+#endif
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include <omp.h>
+
+#include "dispatch/backend_abi.h"
+
+namespace flashport::cpu {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatMap = Eigen::Map<RowMat, Eigen::Aligned64>;
+using VecMap = Eigen::Map<Eigen::VectorXf, Eigen::Aligned64>;
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Block sizes. A 128x128 score block (64 KiB) plus the Q/K/V/O blocks at head_dim 128 stay inside a 1 MiB L2 and
+// give Eigen's GEMM panels long enough to run near its peak; see docs/perf/cpu.md for the measurements.
+constexpr int64_t kBlockQ = 128;
+constexpr int64_t kBlockK = 128;
+
+// The storage type of each flashport_dtype.
+template <typename T>
+inline float to_float(T x) {
+  return static_cast<float>(x);
+}
+template <typename T>
+inline T from_float(float x) {
+  return static_cast<T>(x);
+}
+
+// A [batch, seqlen, heads, dim] operand seen through its element strides.
+template <typename T>
+struct Tensor4 {
+  const T* data;
+  int64_t sb, ss, sh, sd;
+  Tensor4(const flashport_operand& op)  // NOLINT: implicit on purpose, operands convert where used
+      : data(static_cast<const T*>(op.data)), sb(op.stride[0]), ss(op.stride[1]), sh(op.stride[2]),
+        sd(op.stride[3]) {}
+  const T* row(int64_t b, int64_t s, int64_t h) const { return data + b * sb + s * ss + h * sh; }
+};
+
+// Copies rows [s0, s0 + rows) of head h into dst (row-major, dim columns), converted to fp32 and multiplied by
+// mul. The contiguous case is split out so the compiler vectorises it.
+template <typename T>
+inline void load_block(const Tensor4<T>& t, int64_t b, int64_t h, int64_t s0, int64_t rows, int64_t dim, float mul,
+                       float* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* src = t.row(b, s0 + r, h);
+    float* out = dst + r * dim;
+    if (t.sd == 1) {
+      for (int64_t d = 0; d < dim; ++d) out[d] = to_float(src[d]) * mul;
+    } else {
+      for (int64_t d = 0; d < dim; ++d) out[d] = to_float(src[d * t.sd]) * mul;
+    }
+  }
+}
+
+// Writes rows of src (row-major fp32, dim columns), multiplied by mul, into head h of an output operand.
+template <typename T>
+inline void store_block(const flashport_operand& op, int64_t b, int64_t h, int64_t s0, int64_t rows, int64_t dim,
+                        float mul, const float* src) {
+  T* base = static_cast<T*>(op.data);
+  for (int64_t r = 0; r < rows; ++r) {
+    T* out = base + b * op.stride[0] + (s0 + r) * op.stride[1] + h * op.stride[2];
+    const float* in = src + r * dim;
+    if (op.stride[3] == 1) {
+      for (int64_t d = 0; d < dim; ++d) out[d] = from_float<T>(in[d] * mul);
+    } else {
+      for (int64_t d = 0; d < dim; ++d) out[d * op.stride[3]] = from_float<T>(in[d] * mul);
+    }
+  }
+}
+
+// The resolved mask of flashport_problem: key j is visible from query row i when
+// (left < 0 || j >= i + off - left) && (right < 0 || j <= i + off + right).
+struct Mask {
+  int64_t off, left, right, sq, skv;
+  explicit Mask(const flashport_problem& p)
+      : off(p.mask_offset), left(p.window_left), right(p.window_right), sq(p.seqlen_q), skv(p.seqlen_kv) {}
+
+  bool visible(int64_t i, int64_t j) const {
+    return (left < 0 || j >= i + off - left) && (right < 0 || j <= i + off + right);
+  }
+  // Keys [lo, hi) that some row of [i0, i1) can see (empty when lo >= hi).
+  void key_range(int64_t i0, int64_t i1, int64_t* lo, int64_t* hi) const {
+    *lo = left >= 0 ? std::max<int64_t>(0, i0 + off - left) : 0;
+    *hi = right >= 0 ? std::min<int64_t>(skv, i1 - 1 + off + right + 1) : skv;
+  }
+  // Rows [lo, hi) that can see some key of [j0, j1).
+  void row_range(int64_t j0, int64_t j1, int64_t* lo, int64_t* hi) const {
+    *lo = right >= 0 ? std::max<int64_t>(0, j0 - off - right) : 0;
+    *hi = left >= 0 ? std::min<int64_t>(sq, j1 - off + left) : sq;
+  }
+  // True when every (i, j) of the block is visible, so the per-element mask can be skipped.
+  bool block_visible(int64_t i0, int64_t i1, int64_t j0, int64_t j1) const {
+    return (left < 0 || j0 >= i1 - 1 + off - left) && (right < 0 || j1 - 1 <= i0 + off + right);
+  }
+  // Sets every masked entry of the (i0.., j0..) block s to value.
+  void apply(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float value, float* s) const {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = s + r * cols;
+      for (int64_t c = 0; c < cols; ++c)
+        if (!visible(i0 + r, j0 + c)) row[c] = value;
+    }
+  }
+};
+
+// Per-thread scratch, allocated before the parallel region so that an allocation failure is reported before any
+// output is written. Buffers are 64-byte aligned for Eigen's aligned maps.
+class Scratch {
+ public:
+  Scratch(int threads, size_t floats_per_thread)
+      : stride_((floats_per_thread + 15) / 16 * 16), buf_(static_cast<size_t>(threads) * stride_ + 16) {}
+  float* thread_base(int t) {
+    auto addr = reinterpret_cast<uintptr_t>(buf_.data());
+    float* aligned = reinterpret_cast<float*>((addr + 63) & ~uintptr_t(63));
+    return aligned + static_cast<size_t>(t) * stride_;
+  }
+
+ private:
+  size_t stride_;
+  std::vector<float> buf_;
+};
+
+// Hands out consecutive aligned pieces of one thread's scratch.
+class Carver {
+ public:
+  explicit Carver(float* base) : next_(base) {}
+  float* take(size_t floats) {
+    float* r = next_;
+    next_ += (floats + 15) / 16 * 16;
+    return r;
+  }
+  static size_t size(size_t floats) { return (floats + 15) / 16 * 16; }
+
+ private:
+  float* next_;
+};
+
+// Runs body(task) for task in [0, count) on the OpenMP team with dynamic scheduling (block costs differ under
+// masks). An exception inside a task (only Eigen's internal GEMM buffers can still allocate there) must not cross
+// the OpenMP region; it is recorded and rethrown as std::bad_alloc afterwards.
+template <typename Body>
+inline void parallel_tasks(int64_t count, Body&& body) {
+  std::atomic<bool> failed{false};
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t task = 0; task < count; ++task) {
+    if (failed.load(std::memory_order_relaxed)) continue;
+    try {
+      body(task, omp_get_thread_num());
+    } catch (...) {
+      failed.store(true);
+    }
+  }
+  if (failed.load()) throw std::bad_alloc();
+}
+
+}  // namespace flashport::cpu
+
+#endif

@@ -1,0 +1,96 @@
+// Forward kernel template (FlashAttention-2 on the CPU). Included only by the fwd_<dtype>.cpp instantiation files.
+//
+// One task = (batch, query head, block of kBlockQ query rows). It walks the key blocks its rows can see, keeps a
+// running max m and sum l per row in fp32 and rescales its output accumulator when the max grows, so memory per
+// thread is a few blocks whatever the sequence length.
+#ifndef FLASHPORT_CPU_CPU_FORWARD_H
+#define FLASHPORT_CPU_CPU_FORWARD_H
+
+#include "cpu/cpu_kernels.h"
+#include "cpu/cpu_scores.h"
+
+namespace flashport::cpu {
+
+template <typename T>
+void forward(const flashport_problem& p) {
+  const int64_t Sq = p.seqlen_q, Hq = p.heads_q, Dqk = p.head_dim_qk, Dv = p.head_dim_v;
+  const int64_t group = p.heads_q / p.heads_kv;
+  const int64_t nqb = (Sq + kBlockQ - 1) / kBlockQ;
+  const Tensor4<T> q(p.q), k(p.k), v(p.v);
+  const Mask mask(p);
+  const ScoreRule rule(p);
+
+  const size_t per_thread = Carver::size(kBlockQ * Dqk) + Carver::size(kBlockK * Dqk) + Carver::size(kBlockK * Dv) +
+                            Carver::size(kBlockQ * kBlockK) + Carver::size(kBlockQ * Dv) + 4 * Carver::size(kBlockQ);
+  Scratch scratch(omp_get_max_threads(), per_thread);
+
+  parallel_tasks(p.batch * Hq * nqb, [&](int64_t task, int thread) {
+    // Last query blocks first: under a causal mask they are the most expensive, and dynamic scheduling balances
+    // best when the long tasks start early.
+    const int64_t qb = nqb - 1 - task % nqb;
+    const int64_t h = (task / nqb) % Hq;
+    const int64_t b = task / (nqb * Hq);
+    const int64_t hkv = h / group;
+    const int64_t i0 = qb * kBlockQ, rows = std::min(kBlockQ, Sq - i0);
+
+    Carver carve(scratch.thread_base(thread));
+    float* qs = carve.take(kBlockQ * Dqk);
+    float* ks = carve.take(kBlockK * Dqk);
+    float* vs = carve.take(kBlockK * Dv);
+    float* ss = carve.take(kBlockQ * kBlockK);
+    MatMap O(carve.take(kBlockQ * Dv), rows, Dv);
+    VecMap m(carve.take(kBlockQ), rows), l(carve.take(kBlockQ), rows);
+    VecMap alpha(carve.take(kBlockQ), rows), shift(carve.take(kBlockQ), rows);
+
+    O.setZero();
+    m.setConstant(kNegInf);
+    l.setZero();
+    int64_t lo, hi;
+    mask.key_range(i0, i0 + rows, &lo, &hi);
+    if (lo < hi) load_block(q, b, h, i0, rows, Dqk, rule.q_mul, qs);
+
+    for (int64_t j0 = lo; j0 < hi; j0 += kBlockK) {
+      const int64_t cols = std::min(kBlockK, hi - j0);
+      const bool full = mask.block_visible(i0, i0 + rows, j0, j0 + cols);
+      load_block(k, b, hkv, j0, cols, Dqk, 1.0f, ks);
+      load_block(v, b, hkv, j0, cols, Dv, 1.0f, vs);
+      score_block(rule, mask, full, i0, rows, j0, cols, Dqk, qs, ks, ss, nullptr);
+
+      MatMap S(ss, rows, cols);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float m_new = std::max(m[r], S.row(r).maxCoeff());
+        // A row that has seen only masked keys keeps m = -inf; shifting by 0 instead avoids -inf - -inf = NaN,
+        // and its masked entries are zeroed below.
+        shift[r] = m_new == kNegInf ? 0.0f : m_new;
+        alpha[r] = std::exp(m[r] - shift[r]);
+        m[r] = m_new;
+      }
+      S.array().colwise() -= shift.array();
+      S.array() = S.array().exp();
+      // Eigen's exp clamps its argument, so exp(-inf) is tiny rather than 0: masked entries are zeroed exactly.
+      if (!full) mask.apply(i0, rows, j0, cols, 0.0f, ss);
+      l = l.cwiseProduct(alpha) + S.rowwise().sum();
+      O.array().colwise() *= alpha.array();
+      O.noalias() += S * Eigen::Map<const RowMat, Eigen::Aligned64>(vs, cols, Dv);
+    }
+
+    for (int64_t r = 0; r < rows; ++r) {
+      if (l[r] > 0) {
+        O.row(r) /= l[r];
+        alpha[r] = m[r] + std::log(l[r]);  // lse of the row
+      } else {
+        O.row(r).setZero();  // fully masked row: out = 0, lse = -inf
+        alpha[r] = kNegInf;
+      }
+    }
+    store_block<T>(p.out, b, h, i0, rows, Dv, 1.0f, O.data());
+    if (p.lse.data != nullptr) {
+      float* lse = static_cast<float*>(p.lse.data) + b * p.lse.stride[0] + h * p.lse.stride[1];
+      for (int64_t r = 0; r < rows; ++r) lse[(i0 + r) * p.lse.stride[2]] = alpha[r];
+    }
+  });
+}
+
+}  // namespace flashport::cpu
+
+#endif

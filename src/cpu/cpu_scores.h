@@ -1,0 +1,40 @@
+// The score block both directions start from: S = Q·Kᵀ (Q already multiplied by its scale), the softcap and the
+// mask. Internal to src/cpu.
+#ifndef FLASHPORT_CPU_CPU_SCORES_H
+#define FLASHPORT_CPU_CPU_SCORES_H
+
+#include "cpu/cpu_common.h"
+
+namespace flashport::cpu {
+
+// How scores are formed from the raw dot products of one problem.
+struct ScoreRule {
+  float softcap;  // 0 = off
+  float q_mul;    // Q is multiplied by this when loaded: scale, or scale / softcap so that tanh takes Q·K directly
+
+  explicit ScoreRule(const flashport_problem& p)
+      : softcap(p.softcap), q_mul(p.softcap > 0 ? p.scale / p.softcap : p.scale) {}
+};
+
+// s (rows x cols) = q (rows x dqk) · k (cols x dqk)ᵀ, then softcap·tanh(s) when softcap is on (tanh kept in t when
+// t is not null, for the backward's derivative), then -inf on masked entries unless the block is fully visible.
+inline void score_block(const ScoreRule& rule, const Mask& mask, bool full, int64_t i0, int64_t rows, int64_t j0,
+                        int64_t cols, int64_t dqk, const float* q, const float* k, float* s, float* t) {
+  MatMap S(s, rows, cols);
+  S.noalias() = Eigen::Map<const RowMat, Eigen::Aligned64>(q, rows, dqk) *
+                Eigen::Map<const RowMat, Eigen::Aligned64>(k, cols, dqk).transpose();
+  if (rule.softcap > 0) {
+    if (t != nullptr) {
+      MatMap Tm(t, rows, cols);
+      Tm.array() = S.array().tanh();
+      S.array() = Tm.array() * rule.softcap;
+    } else {
+      S.array() = S.array().tanh() * rule.softcap;
+    }
+  }
+  if (!full) mask.apply(i0, rows, j0, cols, kNegInf, s);
+}
+
+}  // namespace flashport::cpu
+
+#endif

@@ -1,0 +1,113 @@
+#include "cases.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace flashport::conformance {
+
+double Case::resolved_scale() const {
+  return softmax_scale != 0.0f ? static_cast<double>(softmax_scale) : 1.0 / std::sqrt(static_cast<double>(head_dim_qk));
+}
+
+bool Case::visible(int64_t i, int64_t j) const {
+  const int64_t off = alignment == FLASHPORT_ALIGN_BOTTOM_RIGHT ? seqlen_kv - seqlen_q : 0;
+  if (causal && j > i + off) return false;
+  if (window_left >= 0 && j < i + off - window_left) return false;
+  if (window_right >= 0 && j > i + off + window_right) return false;
+  return true;
+}
+
+std::string Case::describe() const {
+  static const char* const kDtype[] = {"?", "f32", "f16", "bf16"};
+  static const char* const kLayout[] = {"contiguous", "heads-first", "strided"};
+  std::ostringstream s;
+  s << "b" << batch << " sq" << seqlen_q << " skv" << seqlen_kv << " hq" << heads_q << " hkv" << heads_kv << " d"
+    << head_dim_qk << "/" << head_dim_v << " " << kDtype[dtype] << " " << kLayout[static_cast<int>(layout)];
+  if (causal) s << (alignment == FLASHPORT_ALIGN_BOTTOM_RIGHT ? " causal(br)" : " causal(tl)");
+  if (window_left >= 0 || window_right >= 0) {
+    s << " window(" << window_left << "," << window_right << ")";
+    if (!causal) s << (alignment == FLASHPORT_ALIGN_BOTTOM_RIGHT ? "(br)" : "(tl)");
+  }
+  if (softcap > 0) s << " softcap" << softcap;
+  if (softmax_scale != 0.0f) s << " scale" << softmax_scale;
+  if (!with_lse) s << " no-lse";
+  if (deterministic) s << " deterministic";
+  s << " seed" << seed;
+  return s.str();
+}
+
+namespace {
+
+struct Shape {
+  int64_t batch, sq, skv, hq, hkv, dqk, dv;
+};
+
+// Masking and score options applied on top of the shapes, in turn.
+struct Options {
+  bool causal;
+  flashport_mask_alignment alignment;
+  int64_t left, right;
+  float softcap, scale;
+};
+
+}  // namespace
+
+std::vector<Case> conformance_cases() {
+  // Sizes straddle the CPU block sizes (128) and the usual GPU tile sizes (64/128): 1, 7, 33, 129, 257.
+  const Shape shapes[] = {
+      {1, 1, 1, 1, 1, 32, 32},        // the smallest problem
+      {2, 7, 7, 2, 2, 64, 64},        // batch > 1, tiny odd sizes
+      {2, 33, 33, 4, 2, 64, 64},      // GQA 2:1
+      {1, 257, 257, 2, 1, 128, 128},  // MQA, crosses block boundaries
+      {1, 7, 33, 1, 1, 32, 64},       // Sq < Skv (decode-like), Dv > Dqk
+      {1, 33, 7, 3, 1, 64, 32},       // Sq > Skv: bottom-right causal leaves the first rows fully masked
+      {1, 129, 300, 2, 2, 256, 256},  // largest head dim
+      {1, 65, 65, 4, 4, 96, 96},      // a non-power-of-two head dim
+      {1, 200, 130, 2, 1, 80, 160},   // Sq > Skv, Dv = 2 Dqk
+  };
+  const Options options[] = {
+      {false, FLASHPORT_ALIGN_BOTTOM_RIGHT, -1, -1, 0.0f, 0.0f},  // plain
+      {true, FLASHPORT_ALIGN_BOTTOM_RIGHT, -1, -1, 0.0f, 0.0f},   // causal, default alignment
+      {true, FLASHPORT_ALIGN_TOP_LEFT, -1, -1, 0.0f, 0.0f},       // causal, PyTorch alignment
+      {false, FLASHPORT_ALIGN_BOTTOM_RIGHT, 16, 4, 0.0f, 0.0f},   // sliding window both sides
+      {true, FLASHPORT_ALIGN_TOP_LEFT, 5, -1, 2.0f, 0.0f},        // local causal window + softcap
+      {false, FLASHPORT_ALIGN_BOTTOM_RIGHT, -1, 0, 1.5f, 0.3f},   // right window only (= causal), softcap, scale
+      {false, FLASHPORT_ALIGN_BOTTOM_RIGHT, 0, 0, 0.0f, 0.0f},    // diagonal only
+  };
+  const flashport_dtype dtypes[] = {FLASHPORT_DTYPE_F32, FLASHPORT_DTYPE_F16, FLASHPORT_DTYPE_BF16};
+  const Layout layouts[] = {Layout::Contiguous, Layout::HeadsFirst, Layout::Strided};
+
+  // Every shape with every option set; dtype and layout rotate at different periods so that each shape meets
+  // every dtype and every layout, and each option set meets every dtype.
+  std::vector<Case> cases;
+  uint64_t seed = 1;
+  int n = 0;
+  for (const Shape& s : shapes) {
+    for (const Options& o : options) {
+      Case c;
+      c.batch = s.batch;
+      c.seqlen_q = s.sq;
+      c.seqlen_kv = s.skv;
+      c.heads_q = s.hq;
+      c.heads_kv = s.hkv;
+      c.head_dim_qk = s.dqk;
+      c.head_dim_v = s.dv;
+      c.causal = o.causal;
+      c.alignment = o.alignment;
+      c.window_left = o.left;
+      c.window_right = o.right;
+      c.softcap = o.softcap;
+      c.softmax_scale = o.scale;
+      c.dtype = dtypes[n % 3];
+      c.layout = layouts[(n / 3 + n) % 3];
+      c.with_lse = n % 5 != 4;
+      c.deterministic = n % 2 == 1;
+      c.seed = seed++;
+      cases.push_back(c);
+      ++n;
+    }
+  }
+  return cases;
+}
+
+}  // namespace flashport::conformance

@@ -1,0 +1,330 @@
+#include "runner.h"
+
+#include <Eigen/Core>
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+
+#include "reference.h"
+
+namespace flashport::conformance {
+
+namespace {
+
+// ---- Tolerances --------------------------------------------------------------------------------------------------
+//
+// fp32 (and lse for every dtype, which the API returns in fp32 computed from the rounded inputs): the backend
+// accumulates in fp32, the reference in fp64. The errors come from the Q·K dot products (up to 256 terms), the
+// softmax over up to ~300 keys and the P·V / gradient sums (up to a few hundred terms); with fp32 unit roundoff
+// u = 6e-8 and the random-walk growth of rounding errors, sqrt(n)·u·(terms of magnitude ~ the output) stays
+// well below 1e-5 of the largest output. Bound: atol 2e-5 + rtol 2e-5 · max|reference| (the largest error seen on
+// this list was several times smaller; see docs/perf/cpu.md).
+constexpr double kAtol32 = 2e-5;
+constexpr double kRtol32 = 2e-5;
+
+// fp16 / bf16 outputs (FlashAttention's rule): no worse than twice the error of the same naive algorithm run in that
+// dtype (inputs, scores, probabilities, dP, dS and outputs rounded to it; reference_* with a Rounding), plus the
+// fp32 bound above as a floor, since the backend does its arithmetic in fp32 before rounding its output.
+double tolerance_for(flashport_dtype dtype, double max_ref, double low_precision_err) {
+  const double fp32 = kAtol32 + kRtol32 * max_ref;
+  return dtype == FLASHPORT_DTYPE_F32 ? fp32 : 2.0 * low_precision_err + fp32;
+}
+
+// ---- Deterministic random inputs ---------------------------------------------------------------------------------
+
+// splitmix64 + Box-Muller: the same numbers on every platform and standard library.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed * 0x9E3779B97F4A7C15ull + 0x1234567ull) {}
+  double uniform() {  // in (0, 1)
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (static_cast<double>(z >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+  }
+  double normal() { return std::sqrt(-2.0 * std::log(uniform())) * std::cos(6.283185307179586 * uniform()); }
+
+ private:
+  uint64_t state_;
+};
+
+std::vector<double> random_tensor(Rng& rng, size_t n, flashport_dtype dtype) {
+  std::vector<double> x(n);
+  for (double& e : x) e = round_to_dtype(rng.normal(), dtype);
+  return x;
+}
+
+// ---- Host images of strided device tensors ---------------------------------------------------------------------
+
+size_t element_size(flashport_dtype dtype) { return dtype == FLASHPORT_DTYPE_F32 ? 4 : 2; }
+
+// A [B, S, H, D] tensor (or lse [B, H, S, 1]) laid out per the case, as the bytes of its dtype, with a map of which
+// buffer elements belong to the view. Everything outside the view is poison (all-ones bytes: NaN in every dtype).
+struct Image {
+  std::array<int64_t, 4> shape{}, strides{};
+  flashport_dtype dtype = FLASHPORT_DTYPE_F32;
+  std::vector<uint8_t> bytes;
+  std::vector<char> in_view;
+
+  Image(std::array<int64_t, 4> shape_, Layout layout, flashport_dtype dtype_, bool is_lse) : shape(shape_), dtype(dtype_) {
+    const int64_t n0 = shape[0], n1 = shape[1], n2 = shape[2], n3 = shape[3];
+    (void)n0;
+    if (is_lse) {  // [B, H, S]: contiguous, or every other element with padding
+      strides = layout == Layout::Strided ? std::array<int64_t, 4>{n1 * (2 * n2 + 1) + 3, 2 * n2 + 1, 2, 1}
+                                          : std::array<int64_t, 4>{n1 * n2, n2, 1, 1};
+    } else if (layout == Layout::Contiguous) {
+      strides = {n1 * n2 * n3, n2 * n3, n3, 1};
+    } else if (layout == Layout::HeadsFirst) {
+      strides = {n2 * n1 * n3, n3, n1 * n3, 1};
+    } else {
+      const int64_t sh = 2 * n3 + 1, ss = n2 * sh + 3, sb = n1 * ss + 5;
+      strides = {sb, ss, sh, 2};
+    }
+    size_t elems = 1;
+    for (int i = 0; i < 4; ++i) elems += static_cast<size_t>((shape[i] - 1) * strides[i]);
+    bytes.assign(elems * element_size(dtype), 0xFF);
+    in_view.assign(elems, 0);
+    for_each([&](size_t, size_t off) { in_view[off] = 1; });
+  }
+  // f(dense index, buffer offset) over the view in dense row-major order.
+  template <typename F>
+  void for_each(F&& f) const {
+    size_t dense = 0;
+    for (int64_t a = 0; a < shape[0]; ++a)
+      for (int64_t b = 0; b < shape[1]; ++b)
+        for (int64_t c = 0; c < shape[2]; ++c)
+          for (int64_t d = 0; d < shape[3]; ++d)
+            f(dense++, static_cast<size_t>(a * strides[0] + b * strides[1] + c * strides[2] + d * strides[3]));
+  }
+  void set(size_t off, double x) {
+    uint8_t* p = bytes.data() + off * element_size(dtype);
+    if (dtype == FLASHPORT_DTYPE_F32) {
+      const float f = static_cast<float>(x);
+      std::memcpy(p, &f, 4);
+    } else if (dtype == FLASHPORT_DTYPE_F16) {
+      const Eigen::half h(static_cast<float>(x));
+      std::memcpy(p, &h, 2);
+    } else {
+      const Eigen::bfloat16 h(static_cast<float>(x));
+      std::memcpy(p, &h, 2);
+    }
+  }
+  double get(size_t off) const {
+    const uint8_t* p = bytes.data() + off * element_size(dtype);
+    if (dtype == FLASHPORT_DTYPE_F32) {
+      float f;
+      std::memcpy(&f, p, 4);
+      return f;
+    }
+    if (dtype == FLASHPORT_DTYPE_F16) {
+      Eigen::half h;
+      std::memcpy(&h, p, 2);
+      return static_cast<float>(h);
+    }
+    Eigen::bfloat16 h;
+    std::memcpy(&h, p, 2);
+    return static_cast<float>(h);
+  }
+  void fill(const std::vector<double>& dense) {
+    for_each([&](size_t i, size_t off) { set(off, dense[i]); });
+  }
+};
+
+// An Image plus its device buffer.
+struct DeviceTensor {
+  Image image;
+  tools::DeviceBuffer buffer;
+
+  DeviceTensor(DeviceMemory& memory, Image img, std::string* why)
+      : image(std::move(img)), buffer(memory, image.bytes.size(), why) {}
+  bool upload(std::string* why) { return buffer.ok() && buffer.upload(image.bytes.data(), why); }
+  bool download(std::string* why) { return buffer.download(image.bytes.data(), why); }
+  flashport_tensor tensor(const DeviceMemory& memory) const {
+    flashport_tensor t{};
+    t.data = buffer.get();
+    t.dtype = image.dtype;
+    t.device_type = memory.device_type();
+    t.device_id = memory.device_id();
+    for (int i = 0; i < 4; ++i) {
+      t.shape[i] = image.shape[i];
+      t.strides[i] = image.strides[i];
+    }
+    return t;
+  }
+};
+
+// Compares a downloaded output with the reference (and its low-precision twin), appending failures to msg.
+OutputCheck check_output(const char* name, const Image& got, const std::vector<double>& ref,
+                         const std::vector<double>* low, flashport_dtype dtype, std::ostringstream& msg) {
+  OutputCheck oc;
+  oc.name = name;
+  double max_ref = 0.0, low_err = 0.0;
+  size_t unwritten = 0, inf_mismatch = 0;
+  got.for_each([&](size_t i, size_t off) {
+    const double g = got.get(off), r = ref[i];
+    if (std::isnan(g)) {
+      ++unwritten;
+      return;
+    }
+    if (std::isinf(r) || std::isinf(g)) {  // only lse may be -inf, and exactly where the reference is
+      if (g != r) ++inf_mismatch;
+      return;
+    }
+    max_ref = std::max(max_ref, std::abs(r));
+    oc.max_abs_err = std::max(oc.max_abs_err, std::abs(g - r));
+    if (low != nullptr) low_err = std::max(low_err, std::abs((*low)[i] - r));
+  });
+  size_t outside = 0;
+  const size_t esize = element_size(got.dtype);
+  for (size_t e = 0; e < got.in_view.size(); ++e) {
+    if (got.in_view[e]) continue;
+    for (size_t byte = 0; byte < esize; ++byte) outside += got.bytes[e * esize + byte] != 0xFF;
+  }
+  oc.rel_err = max_ref > 0 ? oc.max_abs_err / max_ref : 0.0;
+  oc.tolerance = tolerance_for(low != nullptr ? dtype : FLASHPORT_DTYPE_F32, max_ref, low_err);
+  oc.pass = unwritten == 0 && inf_mismatch == 0 && outside == 0 && oc.max_abs_err <= oc.tolerance;
+  if (!oc.pass) {
+    msg << "\n  " << name << ": max_abs_err " << oc.max_abs_err << " (rel " << oc.rel_err << ") tolerance "
+        << oc.tolerance;
+    if (unwritten) msg << "; " << unwritten << " elements not written (still NaN)";
+    if (inf_mismatch) msg << "; " << inf_mismatch << " elements infinite where the reference is not, or vice versa";
+    if (outside) msg << "; " << outside << " bytes written outside the view";
+  }
+  return oc;
+}
+
+std::array<int64_t, 4> dims(int64_t b, int64_t s, int64_t h, int64_t d) { return {b, s, h, d}; }
+
+}  // namespace
+
+CaseInputs make_inputs(const Case& c) {
+  Rng rng(c.seed);
+  CaseInputs in;
+  in.q = random_tensor(rng, c.batch * c.seqlen_q * c.heads_q * c.head_dim_qk, c.dtype);
+  in.k = random_tensor(rng, c.batch * c.seqlen_kv * c.heads_kv * c.head_dim_qk, c.dtype);
+  in.v = random_tensor(rng, c.batch * c.seqlen_kv * c.heads_kv * c.head_dim_v, c.dtype);
+  in.dout = random_tensor(rng, c.batch * c.seqlen_q * c.heads_q * c.head_dim_v, c.dtype);
+  return in;
+}
+
+Result run_case(const Case& c, const char* backend, DeviceMemory& memory, bool with_backward) {
+  Result res;
+  std::ostringstream msg;
+  msg << c.describe() << " on " << backend << ":";
+  const CaseInputs in = make_inputs(c);
+  const ForwardResult ref = reference_forward(c, in.q, in.k, in.v);
+  const bool low = c.dtype != FLASHPORT_DTYPE_F32;
+  const Rounding round = [&](double x) { return round_to_dtype(x, c.dtype); };
+  ForwardResult ref_low;
+  if (low) ref_low = reference_forward(c, in.q, in.k, in.v, round);
+
+  std::string why;
+  auto make = [&](std::array<int64_t, 4> shape, bool is_lse, const std::vector<double>* values) {
+    Image img(shape, c.layout, is_lse ? FLASHPORT_DTYPE_F32 : c.dtype, is_lse);
+    if (values != nullptr) img.fill(*values);
+    return DeviceTensor(memory, std::move(img), &why);
+  };
+  const auto qs = dims(c.batch, c.seqlen_q, c.heads_q, c.head_dim_qk);
+  const auto ks = dims(c.batch, c.seqlen_kv, c.heads_kv, c.head_dim_qk);
+  const auto vs = dims(c.batch, c.seqlen_kv, c.heads_kv, c.head_dim_v);
+  const auto os = dims(c.batch, c.seqlen_q, c.heads_q, c.head_dim_v);
+  const auto ls = dims(c.batch, c.heads_q, c.seqlen_q, 1);
+
+  DeviceTensor q = make(qs, false, &in.q), k = make(ks, false, &in.k), v = make(vs, false, &in.v);
+  DeviceTensor out = make(os, false, nullptr), lse = make(ls, true, nullptr);
+  if (!(q.upload(&why) && k.upload(&why) && v.upload(&why) && out.upload(&why) && lse.upload(&why))) {
+    res.message = msg.str() + " device memory: " + why;
+    return res;
+  }
+
+  flashport_forward_args fa;
+  flashport_forward_args_init(&fa);
+  fa.q = q.tensor(memory);
+  fa.k = k.tensor(memory);
+  fa.v = v.tensor(memory);
+  fa.out = out.tensor(memory);
+  if (c.with_lse) fa.lse = lse.tensor(memory);
+  fa.softmax_scale = c.softmax_scale;
+  fa.softcap = c.softcap;
+  fa.causal = c.causal ? 1 : 0;
+  fa.mask_alignment = c.alignment;
+  fa.window_left = c.window_left;
+  fa.window_right = c.window_right;
+  fa.backend = backend;
+  flashport_status st = flashport_forward(&fa);
+  if (st == FLASHPORT_STATUS_NO_BACKEND || st == FLASHPORT_STATUS_UNSUPPORTED) {
+    res.skipped = true;
+    res.message = msg.str() + " skipped: " + flashport_last_error();
+    return res;
+  }
+  if (st != FLASHPORT_STATUS_OK) {
+    res.message = msg.str() + " forward failed: " + flashport_status_string(st) + ": " + flashport_last_error();
+    return res;
+  }
+  if (!(memory.synchronize(nullptr, &why) && out.download(&why) && lse.download(&why))) {
+    res.message = msg.str() + " after forward: " + why;
+    return res;
+  }
+  res.outputs.push_back(check_output("out", out.image, ref.out, low ? &ref_low.out : nullptr, c.dtype, msg));
+  if (c.with_lse) res.outputs.push_back(check_output("lse", lse.image, ref.lse, nullptr, c.dtype, msg));
+
+  if (with_backward) {
+    // Backward gets the reference's out (in the dtype) and lse, so that its error is its own.
+    const BackwardResult gref = reference_backward(c, in.q, in.k, in.v, in.dout);
+    BackwardResult glow;
+    if (low) glow = reference_backward(c, in.q, in.k, in.v, in.dout, round);
+    DeviceTensor dout = make(os, false, &in.dout), fout = make(os, false, &ref.out), flse = make(ls, true, &ref.lse);
+    DeviceTensor dq = make(qs, false, nullptr), dk = make(ks, false, nullptr), dv = make(vs, false, nullptr);
+    if (!(dout.upload(&why) && fout.upload(&why) && flse.upload(&why) && dq.upload(&why) && dk.upload(&why) &&
+          dv.upload(&why))) {
+      res.message = msg.str() + " device memory: " + why;
+      return res;
+    }
+    flashport_backward_args ba;
+    flashport_backward_args_init(&ba);
+    ba.dout = dout.tensor(memory);
+    ba.q = fa.q;
+    ba.k = fa.k;
+    ba.v = fa.v;
+    ba.out = fout.tensor(memory);
+    ba.lse = flse.tensor(memory);
+    ba.dq = dq.tensor(memory);
+    ba.dk = dk.tensor(memory);
+    ba.dv = dv.tensor(memory);
+    ba.softmax_scale = c.softmax_scale;
+    ba.softcap = c.softcap;
+    ba.causal = fa.causal;
+    ba.mask_alignment = c.alignment;
+    ba.window_left = c.window_left;
+    ba.window_right = c.window_right;
+    ba.backend = backend;
+    ba.deterministic = c.deterministic ? 1 : 0;
+    st = flashport_backward(&ba);
+    if (st == FLASHPORT_STATUS_NO_BACKEND || st == FLASHPORT_STATUS_UNSUPPORTED) {
+      res.skipped = true;
+      res.message = msg.str() + " backward skipped: " + flashport_last_error();
+      return res;
+    }
+    if (st != FLASHPORT_STATUS_OK) {
+      res.message = msg.str() + " backward failed: " + flashport_status_string(st) + ": " + flashport_last_error();
+      return res;
+    }
+    if (!(memory.synchronize(nullptr, &why) && dq.download(&why) && dk.download(&why) && dv.download(&why))) {
+      res.message = msg.str() + " after backward: " + why;
+      return res;
+    }
+    res.outputs.push_back(check_output("dq", dq.image, gref.dq, low ? &glow.dq : nullptr, c.dtype, msg));
+    res.outputs.push_back(check_output("dk", dk.image, gref.dk, low ? &glow.dk : nullptr, c.dtype, msg));
+    res.outputs.push_back(check_output("dv", dv.image, gref.dv, low ? &glow.dv : nullptr, c.dtype, msg));
+  }
+  res.pass = true;
+  for (const OutputCheck& oc : res.outputs) res.pass = res.pass && oc.pass;
+  res.message = msg.str() + (res.pass ? " ok" : "");
+  return res;
+}
+
+}  // namespace flashport::conformance
