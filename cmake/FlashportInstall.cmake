@@ -23,7 +23,15 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/flashportConfigVersion.cm
 install(FILES ${PROJECT_BINARY_DIR}/flashportConfig.cmake ${PROJECT_BINARY_DIR}/flashportConfigVersion.cmake
         DESTINATION ${FLASHPORT_INSTALL_CMAKEDIR} COMPONENT development)
 
-# pkg-config: paths relative to ${prefix} when the install dirs are relative, so the prefix can move.
+# pkg-config: the prefix is derived from the .pc file's own location (${pcfiledir}, known to pkg-config and pkgconf),
+# so `cmake --install --prefix X` and moved prefixes give correct paths; absolute install dirs are kept as given.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  set(FLASHPORT_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+else()
+  file(RELATIVE_PATH _pc_up "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
+  string(REGEX REPLACE "/$" "" _pc_up "${_pc_up}")
+  set(FLASHPORT_PC_PREFIX "\${pcfiledir}/${_pc_up}")
+endif()
 foreach(_dir LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${_dir}}")
     set(FLASHPORT_PC_${_dir} "${CMAKE_INSTALL_${_dir}}")
