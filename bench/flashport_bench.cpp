@@ -271,6 +271,9 @@ std::string json_number(double v, bool valid) {
   return buf;
 }
 
+// Byte counts stay exact integers in JSON; -1 (not measured) becomes null.
+std::string json_bytes(int64_t bytes) { return bytes >= 0 ? std::to_string(bytes) : "null"; }
+
 class Bench {
  public:
   Bench(Options o, DeviceMemory& mem) : o_(std::move(o)), mem_(mem) {}
@@ -595,8 +598,7 @@ void Bench::print_row(const Row& r) {
     field("ms", json_number(r.flashport.ms, true));
     field("tflops", json_number(ours * 1e-12, true));
     field("gflops", json_number(ours * 1e-9, true));
-    field("peak_extra_bytes", json_number(static_cast<double>(r.flashport.peak_extra_bytes),
-                                          r.flashport.peak_extra_bytes >= 0));
+    field("peak_extra_bytes", json_bytes(r.flashport.peak_extra_bytes));
     if (mem_.is_host() && gemm_gflops_ > 0) {
       field("ceiling_gemm_gflops", json_number(gemm_gflops_, true));
       field("frac_of_gemm", json_number(ours * 1e-9 / gemm_gflops_, true));
@@ -609,8 +611,7 @@ void Bench::print_row(const Row& r) {
     };
     if (r.naive.ms > 0) {
       peer("naive", r.naive.ms);
-      field("peer_naive_peak_extra_bytes", json_number(static_cast<double>(r.naive.peak_extra_bytes),
-                                                       r.naive.peak_extra_bytes >= 0));
+      field("peer_naive_peak_extra_bytes", json_bytes(r.naive.peak_extra_bytes));
     }
     for (const std::string& p : peer_names_)
       if (auto it = r.peer_ms.find(p); it != r.peer_ms.end()) peer(p, it->second);
