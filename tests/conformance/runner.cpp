@@ -62,84 +62,12 @@ std::vector<double> random_tensor(Rng& rng, size_t n, flashport_dtype dtype) {
 
 size_t element_size(flashport_dtype dtype) { return dtype == FLASHPORT_DTYPE_F32 ? 4 : 2; }
 
-// A [B, S, H, D] tensor (or lse [B, H, S, 1]) laid out per the case, as the bytes of its dtype, with a map of which
-// buffer elements belong to the view. Everything outside the view is poison (all-ones bytes: NaN in every dtype).
-struct Image {
-  std::array<int64_t, 4> shape{}, strides{};
-  flashport_dtype dtype = FLASHPORT_DTYPE_F32;
-  std::vector<uint8_t> bytes;
-  std::vector<char> in_view;
-
-  Image(std::array<int64_t, 4> shape_, Layout layout, flashport_dtype dtype_, bool is_lse) : shape(shape_), dtype(dtype_) {
-    const int64_t n0 = shape[0], n1 = shape[1], n2 = shape[2], n3 = shape[3];
-    (void)n0;
-    if (is_lse) {  // [B, H, S]: contiguous, or every other element with padding
-      strides = layout == Layout::Strided ? std::array<int64_t, 4>{n1 * (2 * n2 + 1) + 3, 2 * n2 + 1, 2, 1}
-                                          : std::array<int64_t, 4>{n1 * n2, n2, 1, 1};
-    } else if (layout == Layout::Contiguous) {
-      strides = {n1 * n2 * n3, n2 * n3, n3, 1};
-    } else if (layout == Layout::HeadsFirst) {
-      strides = {n2 * n1 * n3, n3, n1 * n3, 1};
-    } else {
-      const int64_t sh = 2 * n3 + 1, ss = n2 * sh + 3, sb = n1 * ss + 5;
-      strides = {sb, ss, sh, 2};
-    }
-    size_t elems = 1;
-    for (int i = 0; i < 4; ++i) elems += static_cast<size_t>((shape[i] - 1) * strides[i]);
-    bytes.assign(elems * element_size(dtype), 0xFF);
-    in_view.assign(elems, 0);
-    for_each([&](size_t, size_t off) { in_view[off] = 1; });
-  }
-  // f(dense index, buffer offset) over the view in dense row-major order.
-  template <typename F>
-  void for_each(F&& f) const {
-    size_t dense = 0;
-    for (int64_t a = 0; a < shape[0]; ++a)
-      for (int64_t b = 0; b < shape[1]; ++b)
-        for (int64_t c = 0; c < shape[2]; ++c)
-          for (int64_t d = 0; d < shape[3]; ++d)
-            f(dense++, static_cast<size_t>(a * strides[0] + b * strides[1] + c * strides[2] + d * strides[3]));
-  }
-  void set(size_t off, double x) {
-    uint8_t* p = bytes.data() + off * element_size(dtype);
-    if (dtype == FLASHPORT_DTYPE_F32) {
-      const float f = static_cast<float>(x);
-      std::memcpy(p, &f, 4);
-    } else if (dtype == FLASHPORT_DTYPE_F16) {
-      const Eigen::half h(static_cast<float>(x));
-      std::memcpy(p, &h, 2);
-    } else {
-      const Eigen::bfloat16 h(static_cast<float>(x));
-      std::memcpy(p, &h, 2);
-    }
-  }
-  double get(size_t off) const {
-    const uint8_t* p = bytes.data() + off * element_size(dtype);
-    if (dtype == FLASHPORT_DTYPE_F32) {
-      float f;
-      std::memcpy(&f, p, 4);
-      return f;
-    }
-    if (dtype == FLASHPORT_DTYPE_F16) {
-      Eigen::half h;
-      std::memcpy(&h, p, 2);
-      return static_cast<float>(h);
-    }
-    Eigen::bfloat16 h;
-    std::memcpy(&h, p, 2);
-    return static_cast<float>(h);
-  }
-  void fill(const std::vector<double>& dense) {
-    for_each([&](size_t i, size_t off) { set(off, dense[i]); });
-  }
-};
-
-// An Image plus its device buffer.
+// A HostImage plus its device buffer.
 struct DeviceTensor {
-  Image image;
+  HostImage image;
   tools::DeviceBuffer buffer;
 
-  DeviceTensor(DeviceMemory& memory, Image img, std::string* why)
+  DeviceTensor(DeviceMemory& memory, HostImage img, std::string* why)
       : image(std::move(img)), buffer(memory, image.bytes.size(), why) {}
   bool upload(std::string* why) { return buffer.ok() && buffer.upload(image.bytes.data(), why); }
   bool download(std::string* why) { return buffer.download(image.bytes.data(), why); }
@@ -158,7 +86,7 @@ struct DeviceTensor {
 };
 
 // Compares a downloaded output with the reference (and its low-precision twin), appending failures to msg.
-OutputCheck check_output(const char* name, const Image& got, const std::vector<double>& ref,
+OutputCheck check_output(const char* name, const HostImage& got, const std::vector<double>& ref,
                          const std::vector<double>* low, flashport_dtype dtype, std::ostringstream& msg) {
   OutputCheck oc;
   oc.name = name;
@@ -201,6 +129,68 @@ std::array<int64_t, 4> dims(int64_t b, int64_t s, int64_t h, int64_t d) { return
 
 }  // namespace
 
+HostImage::HostImage(std::array<int64_t, 4> shape_, Layout layout, flashport_dtype dtype_, bool is_lse)
+    : shape(shape_), dtype(dtype_) {
+  const int64_t n1 = shape[1], n2 = shape[2], n3 = shape[3];
+  if (is_lse) {  // [B, H, S]: contiguous, or every other element with padding
+    strides = layout == Layout::Strided ? std::array<int64_t, 4>{n1 * (2 * n2 + 1) + 3, 2 * n2 + 1, 2, 1}
+                                        : std::array<int64_t, 4>{n1 * n2, n2, 1, 1};
+  } else if (layout == Layout::Contiguous) {
+    strides = {n1 * n2 * n3, n2 * n3, n3, 1};
+  } else if (layout == Layout::HeadsFirst) {
+    strides = {n2 * n1 * n3, n3, n1 * n3, 1};
+  } else {
+    const int64_t sh = 2 * n3 + 1, ss = n2 * sh + 3, sb = n1 * ss + 5;
+    strides = {sb, ss, sh, 2};
+  }
+  size_t elems = 1;
+  for (int i = 0; i < 4; ++i) elems += static_cast<size_t>((shape[i] - 1) * strides[i]);
+  bytes.assign(elems * element_size(dtype), 0xFF);
+  in_view.assign(elems, 0);
+  for_each([&](size_t, size_t off) { in_view[off] = 1; });
+}
+
+void HostImage::set(size_t off, double x) {
+  uint8_t* p = bytes.data() + off * element_size(dtype);
+  if (dtype == FLASHPORT_DTYPE_F32) {
+    const float f = static_cast<float>(x);
+    std::memcpy(p, &f, 4);
+  } else if (dtype == FLASHPORT_DTYPE_F16) {
+    const Eigen::half h(static_cast<float>(x));
+    std::memcpy(p, &h, 2);
+  } else {
+    const Eigen::bfloat16 h(static_cast<float>(x));
+    std::memcpy(p, &h, 2);
+  }
+}
+
+double HostImage::get(size_t off) const {
+  const uint8_t* p = bytes.data() + off * element_size(dtype);
+  if (dtype == FLASHPORT_DTYPE_F32) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  if (dtype == FLASHPORT_DTYPE_F16) {
+    Eigen::half h;
+    std::memcpy(&h, p, 2);
+    return static_cast<float>(h);
+  }
+  Eigen::bfloat16 h;
+  std::memcpy(&h, p, 2);
+  return static_cast<float>(h);
+}
+
+void HostImage::fill(const std::vector<double>& dense) {
+  for_each([&](size_t i, size_t off) { set(off, dense[i]); });
+}
+
+std::vector<double> HostImage::dense() const {
+  std::vector<double> d(static_cast<size_t>(shape[0] * shape[1] * shape[2] * shape[3]));
+  for_each([&](size_t i, size_t off) { d[i] = get(off); });
+  return d;
+}
+
 CaseInputs make_inputs(const Case& c) {
   Rng rng(c.seed);
   CaseInputs in;
@@ -211,20 +201,32 @@ CaseInputs make_inputs(const Case& c) {
   return in;
 }
 
-Result run_case(const Case& c, const char* backend, DeviceMemory& memory, bool with_backward) {
-  Result res;
-  std::ostringstream msg;
-  msg << c.describe() << " on " << backend << ":";
-  const CaseInputs in = make_inputs(c);
-  const ForwardResult ref = reference_forward(c, in.q, in.k, in.v);
-  const bool low = c.dtype != FLASHPORT_DTYPE_F32;
-  const Rounding round = [&](double x) { return round_to_dtype(x, c.dtype); };
-  ForwardResult ref_low;
-  if (low) ref_low = reference_forward(c, in.q, in.k, in.v, round);
+namespace {
 
+// Runs one API call and records the first failure in o.
+bool call_ok(BackendOutputs& o, const char* what, flashport_status st) {
+  if (st == FLASHPORT_STATUS_OK) return true;
+  o.status = st;
+  o.error = std::string(what) + ": " + flashport_status_string(st) + ": " + flashport_last_error();
+  return false;
+}
+
+bool memory_ok(BackendOutputs& o, bool ok, const std::string& why) {
+  if (ok) return true;
+  o.status = FLASHPORT_STATUS_DEVICE_ERROR;
+  o.error = "device memory: " + why;
+  return false;
+}
+
+}  // namespace
+
+BackendOutputs run_backend(const Case& c, const CaseInputs& in, const std::vector<double>& fwd_out,
+                           const std::vector<double>& fwd_lse, const char* backend, DeviceMemory& memory,
+                           bool with_backward) {
+  BackendOutputs o;
   std::string why;
   auto make = [&](std::array<int64_t, 4> shape, bool is_lse, const std::vector<double>* values) {
-    Image img(shape, c.layout, is_lse ? FLASHPORT_DTYPE_F32 : c.dtype, is_lse);
+    HostImage img(shape, c.layout, is_lse ? FLASHPORT_DTYPE_F32 : c.dtype, is_lse);
     if (values != nullptr) img.fill(*values);
     return DeviceTensor(memory, std::move(img), &why);
   };
@@ -236,10 +238,9 @@ Result run_case(const Case& c, const char* backend, DeviceMemory& memory, bool w
 
   DeviceTensor q = make(qs, false, &in.q), k = make(ks, false, &in.k), v = make(vs, false, &in.v);
   DeviceTensor out = make(os, false, nullptr), lse = make(ls, true, nullptr);
-  if (!(q.upload(&why) && k.upload(&why) && v.upload(&why) && out.upload(&why) && lse.upload(&why))) {
-    res.message = msg.str() + " device memory: " + why;
-    return res;
-  }
+  if (!memory_ok(o, q.upload(&why) && k.upload(&why) && v.upload(&why) && out.upload(&why) && lse.upload(&why),
+                 why))
+    return o;
 
   flashport_forward_args fa;
   flashport_forward_args_init(&fa);
@@ -255,71 +256,74 @@ Result run_case(const Case& c, const char* backend, DeviceMemory& memory, bool w
   fa.window_left = c.window_left;
   fa.window_right = c.window_right;
   fa.backend = backend;
-  flashport_status st = flashport_forward(&fa);
-  if (st == FLASHPORT_STATUS_NO_BACKEND || st == FLASHPORT_STATUS_UNSUPPORTED) {
-    res.skipped = true;
-    res.message = msg.str() + " skipped: " + flashport_last_error();
-    return res;
-  }
-  if (st != FLASHPORT_STATUS_OK) {
-    res.message = msg.str() + " forward failed: " + flashport_status_string(st) + ": " + flashport_last_error();
-    return res;
-  }
-  if (!(memory.synchronize(nullptr, &why) && out.download(&why) && lse.download(&why))) {
-    res.message = msg.str() + " after forward: " + why;
-    return res;
-  }
-  res.outputs.push_back(check_output("out", out.image, ref.out, low ? &ref_low.out : nullptr, c.dtype, msg));
-  if (c.with_lse) res.outputs.push_back(check_output("lse", lse.image, ref.lse, nullptr, c.dtype, msg));
+  if (!call_ok(o, "forward", flashport_forward(&fa))) return o;
+  if (!memory_ok(o, memory.synchronize(nullptr, &why) && out.download(&why) && lse.download(&why), why)) return o;
+  o.out = out.image;
+  o.lse = lse.image;
+  if (!with_backward) return o;
 
+  DeviceTensor dout = make(os, false, &in.dout), fout = make(os, false, &fwd_out), flse = make(ls, true, &fwd_lse);
+  DeviceTensor dq = make(qs, false, nullptr), dk = make(ks, false, nullptr), dv = make(vs, false, nullptr);
+  if (!memory_ok(o, dout.upload(&why) && fout.upload(&why) && flse.upload(&why) && dq.upload(&why) &&
+                        dk.upload(&why) && dv.upload(&why),
+                 why))
+    return o;
+  flashport_backward_args ba;
+  flashport_backward_args_init(&ba);
+  ba.dout = dout.tensor(memory);
+  ba.q = fa.q;
+  ba.k = fa.k;
+  ba.v = fa.v;
+  ba.out = fout.tensor(memory);
+  ba.lse = flse.tensor(memory);
+  ba.dq = dq.tensor(memory);
+  ba.dk = dk.tensor(memory);
+  ba.dv = dv.tensor(memory);
+  ba.softmax_scale = c.softmax_scale;
+  ba.softcap = c.softcap;
+  ba.causal = fa.causal;
+  ba.mask_alignment = c.alignment;
+  ba.window_left = c.window_left;
+  ba.window_right = c.window_right;
+  ba.backend = backend;
+  ba.deterministic = c.deterministic ? 1 : 0;
+  if (!call_ok(o, "backward", flashport_backward(&ba))) return o;
+  if (!memory_ok(o, memory.synchronize(nullptr, &why) && dq.download(&why) && dk.download(&why) && dv.download(&why),
+                 why))
+    return o;
+  o.dq = dq.image;
+  o.dk = dk.image;
+  o.dv = dv.image;
+  return o;
+}
+
+Result run_case(const Case& c, const char* backend, DeviceMemory& memory, bool with_backward) {
+  Result res;
+  std::ostringstream msg;
+  msg << c.describe() << " on " << backend << ":";
+  const CaseInputs in = make_inputs(c);
+  const ForwardResult ref = reference_forward(c, in.q, in.k, in.v);
+  const BackendOutputs got = run_backend(c, in, ref.out, ref.lse, backend, memory, with_backward);
+  if (got.status == FLASHPORT_STATUS_NO_BACKEND || got.status == FLASHPORT_STATUS_UNSUPPORTED) {
+    res.skipped = true;
+    res.message = msg.str() + " skipped: " + got.error;
+    return res;
+  }
+  if (got.status != FLASHPORT_STATUS_OK) {
+    res.message = msg.str() + " " + got.error;
+    return res;
+  }
+  const bool low = c.dtype != FLASHPORT_DTYPE_F32;
+  const Rounding round = [&](double x) { return round_to_dtype(x, c.dtype); };
+  const ForwardResult ref_low = low ? reference_forward(c, in.q, in.k, in.v, round) : ForwardResult{};
+  res.outputs.push_back(check_output("out", got.out, ref.out, low ? &ref_low.out : nullptr, c.dtype, msg));
+  if (c.with_lse) res.outputs.push_back(check_output("lse", got.lse, ref.lse, nullptr, c.dtype, msg));
   if (with_backward) {
-    // Backward gets the reference's out (in the dtype) and lse, so that its error is its own.
-    const BackwardResult gref = reference_backward(c, in.q, in.k, in.v, in.dout);
-    BackwardResult glow;
-    if (low) glow = reference_backward(c, in.q, in.k, in.v, in.dout, round);
-    DeviceTensor dout = make(os, false, &in.dout), fout = make(os, false, &ref.out), flse = make(ls, true, &ref.lse);
-    DeviceTensor dq = make(qs, false, nullptr), dk = make(ks, false, nullptr), dv = make(vs, false, nullptr);
-    if (!(dout.upload(&why) && fout.upload(&why) && flse.upload(&why) && dq.upload(&why) && dk.upload(&why) &&
-          dv.upload(&why))) {
-      res.message = msg.str() + " device memory: " + why;
-      return res;
-    }
-    flashport_backward_args ba;
-    flashport_backward_args_init(&ba);
-    ba.dout = dout.tensor(memory);
-    ba.q = fa.q;
-    ba.k = fa.k;
-    ba.v = fa.v;
-    ba.out = fout.tensor(memory);
-    ba.lse = flse.tensor(memory);
-    ba.dq = dq.tensor(memory);
-    ba.dk = dk.tensor(memory);
-    ba.dv = dv.tensor(memory);
-    ba.softmax_scale = c.softmax_scale;
-    ba.softcap = c.softcap;
-    ba.causal = fa.causal;
-    ba.mask_alignment = c.alignment;
-    ba.window_left = c.window_left;
-    ba.window_right = c.window_right;
-    ba.backend = backend;
-    ba.deterministic = c.deterministic ? 1 : 0;
-    st = flashport_backward(&ba);
-    if (st == FLASHPORT_STATUS_NO_BACKEND || st == FLASHPORT_STATUS_UNSUPPORTED) {
-      res.skipped = true;
-      res.message = msg.str() + " backward skipped: " + flashport_last_error();
-      return res;
-    }
-    if (st != FLASHPORT_STATUS_OK) {
-      res.message = msg.str() + " backward failed: " + flashport_status_string(st) + ": " + flashport_last_error();
-      return res;
-    }
-    if (!(memory.synchronize(nullptr, &why) && dq.download(&why) && dk.download(&why) && dv.download(&why))) {
-      res.message = msg.str() + " after backward: " + why;
-      return res;
-    }
-    res.outputs.push_back(check_output("dq", dq.image, gref.dq, low ? &glow.dq : nullptr, c.dtype, msg));
-    res.outputs.push_back(check_output("dk", dk.image, gref.dk, low ? &glow.dk : nullptr, c.dtype, msg));
-    res.outputs.push_back(check_output("dv", dv.image, gref.dv, low ? &glow.dv : nullptr, c.dtype, msg));
+    const BackwardResult g = reference_backward(c, in.q, in.k, in.v, in.dout);
+    const BackwardResult g_low = low ? reference_backward(c, in.q, in.k, in.v, in.dout, round) : BackwardResult{};
+    res.outputs.push_back(check_output("dq", got.dq, g.dq, low ? &g_low.dq : nullptr, c.dtype, msg));
+    res.outputs.push_back(check_output("dk", got.dk, g.dk, low ? &g_low.dk : nullptr, c.dtype, msg));
+    res.outputs.push_back(check_output("dv", got.dv, g.dv, low ? &g_low.dv : nullptr, c.dtype, msg));
   }
   res.pass = true;
   for (const OutputCheck& oc : res.outputs) res.pass = res.pass && oc.pass;
