@@ -1,0 +1,223 @@
+// The forward kernel (FlashAttention-2 schedule), written against the tile MMA interface (tile_mma.cuh) and the
+// vendor header only, so the HIP module compiles this same file with its own policy.
+//
+// One block = kWarps warps = kBlockM query rows of one (batch, head); each warp owns kM = 16 rows.
+//  - The Q tile goes global -> shared -> registers once; K and V tiles stream through kStages shared buffers with
+//    asynchronous copies, one tile ahead per extra stage.
+//  - S = Q K^T and O += P V on the tile MMA; the online softmax keeps its running max/sum in registers.
+//  - Key tiles that no row of the block can see are never visited (causal/window), and only tiles straddling a
+//    mask boundary or the sequence end test elements.
+//  - Blocks are issued longest-first (the last query block of a causal problem sees the most keys).
+#ifndef FLASHPORT_CUDA_KERNELS_FWD_CUH
+#define FLASHPORT_CUDA_KERNELS_FWD_CUH
+
+#include "kernels/common.cuh"
+#include "kernels/copy.cuh"
+#include "kernels/fwd_launch.cuh"
+#include "kernels/mask.cuh"
+#include "kernels/softmax.cuh"
+#include "kernels/tile_mma.cuh"
+
+namespace flashport::kernels {
+
+// Block shape per head dim. Per lane (sm80 policy, 16 rows per warp): Q fragments kDqk/4 registers, O accumulators
+// kDv/2, S accumulators kBlockN/2. kBlockN shrinks as D grows to stay under ~200 registers (D 256: 64 + 128 + 16)
+// with 8 warps; kBlockM = 128 rows per block keeps the K/V bytes read from L2 per FLOP low (each K/V tile serves
+// 128 rows). Shared memory: Q + kStages x (K + V) tiles = 96 KB at D 128, 128 KB at D 256 (< 227 KB on sm_90,
+// 163 KB on sm_80). Small head dims get a third stage: their tiles are cheap and their loop bodies short.
+template <class P, int kDqk, int kDv> struct FwdConfig {
+  static constexpr int kDmax = kDqk > kDv ? kDqk : kDv;
+  static constexpr int kWarps = 8;
+  static constexpr int kThreads = kWarps * P::kWarpSize;
+  static constexpr int kBlockM = kWarps * P::kM;
+  static constexpr int kBlockN = kDmax <= 32 ? 128 : (kDmax <= 128 ? 64 : 32);
+  static constexpr int kStages = kDmax <= 64 ? 3 : 2;
+  using QTile = SmemTile<kBlockM, kDqk>;
+  using KTile = SmemTile<kBlockN, kDqk>;
+  using VTile = SmemTile<kBlockN, kDv>;
+  static constexpr int kSmemBytes = QTile::kBytes + kStages * (KTile::kBytes + VTile::kBytes);
+};
+
+template <class T, int kDqk, int kDv, class P = TileMmaDefault<T>>
+__global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, 1) fwd_kernel(const FwdParams p) {
+#if defined(FLASHPORT_HAS_TILE_MMA)
+  using Cfg = FwdConfig<P, kDqk, kDv>;
+  using QTile = typename Cfg::QTile;
+  using KTile = typename Cfg::KTile;
+  using VTile = typename Cfg::VTile;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kStages = Cfg::kStages;
+  constexpr int kNT = kBlockN / P::kN;  // score tiles per warp
+  constexpr int kOT = kDv / P::kN;      // output tiles per warp
+  constexpr int kQK = kDqk / P::kK;     // k-steps of Q K^T
+
+  extern __shared__ uint4 smem_raw[];
+  T* sQ = reinterpret_cast<T*>(smem_raw);
+  T* sK = sQ + QTile::kElems;
+  T* sV = sK + kStages * KTile::kElems;
+
+  const int m_block = vendor::grid_dim_x() - 1 - vendor::block_id_x();
+  const int h = vendor::block_id_y();
+  const int b = vendor::block_id_z();
+  const int hk = h / p.heads_ratio;
+  const int m0 = m_block * kBlockM;
+  const int rows_q = min(kBlockM, p.seqlen_q - m0);
+  const int warp = vendor::warp_id();
+
+  const MaskRule mask{p.seqlen_kv, p.mask_offset, p.window_left, p.window_right};
+  int64_t key_lo, key_hi;
+  mask.key_range(m0, m0 + rows_q - 1, &key_lo, &key_hi);
+  const int n_begin = static_cast<int>(key_lo / kBlockN);
+  const int n_end = key_hi > key_lo ? static_cast<int>(ceil_div<int64_t>(key_hi, kBlockN)) : n_begin;
+
+  const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(m0) * p.q_stride[1] + h * p.q_stride[2];
+  const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[2];
+  const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[2];
+
+  auto load_kv = [&](int buffer, int n) {
+    const int key0 = n * kBlockN;
+    const int keys = min(kBlockN, p.seqlen_kv - key0);
+    load_tile<KTile, Cfg::kThreads>(sK + buffer * KTile::kElems, k + int64_t(key0) * p.k_stride[1],
+                                    p.k_stride[1], keys, p.head_dim_qk, p.vec_loads);
+    load_tile<VTile, Cfg::kThreads>(sV + buffer * VTile::kElems, v + int64_t(key0) * p.v_stride[1],
+                                    p.v_stride[1], keys, p.head_dim_v, p.vec_loads);
+  };
+
+  // Commit groups: Q, then one per K/V tile (empty groups keep the count uniform, so wait<N> stays exact).
+  load_tile<QTile, Cfg::kThreads>(sQ, q, p.q_stride[1], rows_q, p.head_dim_qk, p.vec_loads);
+  vendor::copy_commit();
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (n_begin + s < n_end) load_kv(s, n_begin + s);
+    vendor::copy_commit();
+  }
+  vendor::copy_wait<kStages - 1>();
+  vendor::block_sync();
+
+  typename P::FragA qf[kQK];
+#pragma unroll
+  for (int kk = 0; kk < kQK; ++kk) P::template load_a<QTile>(qf[kk], sQ, warp * P::kM, kk * P::kK);
+
+  typename P::Acc o[kOT];
+#pragma unroll
+  for (int t = 0; t < kOT; ++t) P::zero(o[t]);
+  OnlineSoftmax<P> softmax;
+  softmax.init();
+
+  const bool softcap = p.softcap > 0.f;
+  const float cap_log2 = p.softcap * kLog2e;
+  const float scale_over_cap = softcap ? p.scale / p.softcap : 0.f;
+  const int row_warp0 = m0 + warp * P::kM;
+
+  for (int n = n_begin; n < n_end; ++n) {
+    const int i = n - n_begin;
+    // Tile i has landed for this thread; the barrier makes it visible to all and guarantees every warp is done
+    // with the buffer the prefetch below overwrites (the one read in iteration i - 1).
+    vendor::copy_wait<kStages - 2>();
+    vendor::block_sync();
+    if (n + kStages - 1 < n_end) load_kv((i + kStages - 1) % kStages, n + kStages - 1);
+    vendor::copy_commit();
+
+    const T* sKb = sK + (i % kStages) * KTile::kElems;
+    const T* sVb = sV + (i % kStages) * VTile::kElems;
+
+    typename P::Acc s[kNT];
+#pragma unroll
+    for (int t = 0; t < kNT; ++t) P::zero(s[t]);
+#pragma unroll
+    for (int kk = 0; kk < kQK; ++kk)
+#pragma unroll
+      for (int t = 0; t < kNT; ++t) {
+        typename P::FragB kb;
+        P::template load_b_nk<KTile>(kb, sKb, t * P::kN, kk * P::kK);
+        P::mma(s[t], qf[kk], kb);
+      }
+
+    if (softcap) {
+#pragma unroll
+      for (int t = 0; t < kNT; ++t)
+#pragma unroll
+        for (int e = 0; e < P::kAccElems; ++e) s[t].v[e] = cap_log2 * vendor::tanhf_(s[t].v[e] * scale_over_cap);
+    } else {
+#pragma unroll
+      for (int t = 0; t < kNT; ++t)
+#pragma unroll
+        for (int e = 0; e < P::kAccElems; ++e) s[t].v[e] *= p.scale_log2;
+    }
+
+    const int key0 = n * kBlockN;
+    if (mask.partial(m0, m0 + kBlockM - 1, key0, key0 + kBlockN - 1)) {
+#pragma unroll
+      for (int t = 0; t < kNT; ++t)
+#pragma unroll
+        for (int e = 0; e < P::kAccElems; ++e)
+          if (!mask.visible(row_warp0 + P::acc_row(e), key0 + t * P::kN + P::acc_col(e))) s[t].v[e] = -INFINITY;
+    }
+
+    softmax.step(s, o);
+
+#pragma unroll
+    for (int kk = 0; kk < kNT; ++kk) {
+      typename P::FragA pa;
+      P::acc_to_a(pa, s[kk]);
+#pragma unroll
+      for (int t = 0; t < kOT; ++t) {
+        typename P::FragB vb;
+        P::template load_b_kn<VTile>(vb, sVb, kk * P::kK, t * P::kN);
+        P::mma(o[t], pa, vb);
+      }
+    }
+  }
+  vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
+
+  float inv[P::kRowSlots], lse[P::kRowSlots];
+  softmax.finish(inv, lse);
+
+  T* out = static_cast<T*>(p.out) + b * p.out_stride[0] + h * p.out_stride[2];
+#pragma unroll
+  for (int t = 0; t < kOT; ++t)
+#pragma unroll
+    for (int e = 0; e < P::kAccElems; e += 2) {
+      // Elements e, e + 1 are adjacent columns of one row in every policy (pairs feed the 2-wide conversions).
+      const int row = row_warp0 + P::acc_row(e);
+      const int col = t * P::kN + P::acc_col(e);
+      if (row >= p.seqlen_q || col >= p.head_dim_v) continue;
+      const float x0 = o[t].v[e] * inv[P::acc_slot(e)];
+      const float x1 = o[t].v[e + 1] * inv[P::acc_slot(e)];
+      T* dst = out + int64_t(row) * p.out_stride[1] + col;
+      if (p.vec_stores && col + 1 < p.head_dim_v) {
+        *reinterpret_cast<uint32_t*>(dst) = vendor::pack2<T>(x0, x1);
+      } else {
+        dst[0] = vendor::from_float<T>(x0);
+        if (col + 1 < p.head_dim_v) dst[1] = vendor::from_float<T>(x1);
+      }
+    }
+  if (p.lse != nullptr) {
+    // Every lane holding a row writes its (identical) lse; cheaper than electing one per row in a generic way.
+    float* lse_bh = p.lse + b * p.lse_stride[0] + h * p.lse_stride[1];
+#pragma unroll
+    for (int slot = 0; slot < P::kRowSlots; ++slot) {
+      const int row = row_warp0 + P::slot_row(slot);
+      if (row < p.seqlen_q) lse_bh[int64_t(row) * p.lse_stride[2]] = lse[slot];
+    }
+  }
+#else
+  // Compiled for an architecture without the tile MMA this kernel needs; the host never launches it there
+  // (the module checks the device's compute capability), so reaching this is a bug.
+  __trap();
+#endif
+}
+
+template <class T, int kDqk, int kDv> cudaError_t launch_fwd(const FwdParams& p, cudaStream_t stream) {
+  using Cfg = FwdConfig<TileMmaDefault<T>, kDqk, kDv>;
+  auto kernel = fwd_kernel<T, kDqk, kDv>;
+  // Above 48 KB a kernel must opt in to its dynamic shared memory; cheap, and per-device state, so set every time.
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch);
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace flashport::kernels
+
+#endif
