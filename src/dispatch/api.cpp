@@ -26,6 +26,17 @@ flashport_status workspace_query(const Args* args, size_t* bytes, Request (*vali
   });
 }
 
+// Defaults shared by the forward and backward args: zero everything, then the non-zero ones.
+template <class Args>
+void init_args(Args* args) {
+  if (args == nullptr) return;
+  *args = Args{};
+  args->struct_size = sizeof *args;
+  args->mask_alignment = FLASHPORT_ALIGN_BOTTOM_RIGHT;
+  args->window_left = -1;
+  args->window_right = -1;
+}
+
 }  // namespace
 
 extern "C" {
@@ -72,23 +83,9 @@ void flashport_lse_init_contiguous(flashport_tensor* t, float* data, flashport_d
   flashport_tensor_init_contiguous(t, data, FLASHPORT_DTYPE_F32, device_type, device_id, batch, heads_q, seqlen_q, 1);
 }
 
-void flashport_forward_args_init(flashport_forward_args* args) {
-  if (args == nullptr) return;
-  *args = flashport_forward_args{};
-  args->struct_size = sizeof *args;
-  args->mask_alignment = FLASHPORT_ALIGN_BOTTOM_RIGHT;
-  args->window_left = -1;
-  args->window_right = -1;
-}
+void flashport_forward_args_init(flashport_forward_args* args) { init_args(args); }
 
-void flashport_backward_args_init(flashport_backward_args* args) {
-  if (args == nullptr) return;
-  *args = flashport_backward_args{};
-  args->struct_size = sizeof *args;
-  args->mask_alignment = FLASHPORT_ALIGN_BOTTOM_RIGHT;
-  args->window_left = -1;
-  args->window_right = -1;
-}
+void flashport_backward_args_init(flashport_backward_args* args) { init_args(args); }
 
 flashport_status flashport_forward(const flashport_forward_args* args) {
   return guarded([&] { return run_request(validate_forward(args, DataPointers::required)); });

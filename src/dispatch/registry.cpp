@@ -44,7 +44,9 @@ std::vector<std::string> split_paths(const char* list) {
 std::string own_directory() {
   Dl_info info{};
   if (dladdr(reinterpret_cast<void*>(&flashport_version), &info) == 0 || info.dli_fname == nullptr) return "";
-  std::string path(info.dli_fname);
+  char resolved[PATH_MAX];
+  // dli_fname is the name the loader was given, possibly relative to a directory in LD_LIBRARY_PATH.
+  std::string path(::realpath(info.dli_fname, resolved) != nullptr ? resolved : info.dli_fname);
   const size_t slash = path.rfind('/');
   return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
 }

@@ -164,11 +164,11 @@ void check_extent(Operand& op) {
   int64_t numel = 1;
   for (int d = 0; d < FLASHPORT_RANK; ++d) {
     int64_t product = 0;
-    if (__builtin_mul_overflow(t.shape[d], t.strides[d], &product) || __builtin_add_overflow(span, product, &span) ||
+    if (__builtin_mul_overflow(t.shape[d], t.strides[d], &product) ||
+        __builtin_add_overflow(span, product - t.strides[d], &span) ||  // the last index is shape - 1
         __builtin_mul_overflow(numel, t.shape[d], &numel))
       fail(FLASHPORT_STATUS_OVERFLOW, n, ".shape[", d, "] = ", t.shape[d], " with ", n, ".strides[", d, "] = ",
            t.strides[d], " makes the tensor's size or extent overflow int64");
-    span -= t.strides[d];  // the loop added shape*stride; the last index is shape-1
   }
   int64_t bytes = 0;
   if (__builtin_add_overflow(span, int64_t{1}, &span) ||

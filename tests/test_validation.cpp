@@ -1,0 +1,392 @@
+// Every validation error path: the status, that flashport_last_error() names the problem, and that no output was
+// written (outputs start as a sentinel byte pattern). Forward errors are also checked through the workspace-size
+// query, which must reject the same request the same way without writing *bytes.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+#include "dispatch_fixture.h"
+
+using dispatch_test::Backward;
+using dispatch_test::Forward;
+
+namespace {
+
+constexpr size_t kUnwritten = 777;
+
+bool last_error_has(const char* needle) { return std::string(flashport_last_error()).find(needle) != std::string::npos; }
+
+void expect_rejected(flashport_status got, flashport_status want, const char* needle) {
+  INFO("status: ", flashport_status_string(got), ", last_error: ", flashport_last_error());
+  CHECK(got == want);
+  CHECK(last_error_has(needle));
+}
+
+// forward and its workspace query (unless the problem is a NULL data pointer, which the query accepts).
+void expect_forward_rejected(Forward& f, flashport_status want, const char* needle, bool query_too = true) {
+  expect_rejected(flashport_forward(&f.args), want, needle);
+  CHECK(f.outputs_untouched());
+  if (!query_too) return;
+  size_t bytes = kUnwritten;
+  expect_rejected(flashport_forward_workspace_size(&f.args, &bytes), want, needle);
+  CHECK(bytes == kUnwritten);
+}
+
+void expect_backward_rejected(Backward& b, flashport_status want, const char* needle, bool query_too = true) {
+  expect_rejected(flashport_backward(&b.args), want, needle);
+  CHECK(b.outputs_untouched());
+  if (!query_too) return;
+  size_t bytes = kUnwritten;
+  expect_rejected(flashport_backward_workspace_size(&b.args, &bytes), want, needle);
+  CHECK(bytes == kUnwritten);
+}
+
+}  // namespace
+
+TEST_CASE("validation: args NULL") {
+  size_t bytes = kUnwritten;
+  expect_rejected(flashport_forward(nullptr), FLASHPORT_STATUS_INVALID_ARGUMENT, "args is NULL");
+  expect_rejected(flashport_backward(nullptr), FLASHPORT_STATUS_INVALID_ARGUMENT, "args is NULL");
+  expect_rejected(flashport_forward_workspace_size(nullptr, &bytes), FLASHPORT_STATUS_INVALID_ARGUMENT, "args is NULL");
+  expect_rejected(flashport_backward_workspace_size(nullptr, &bytes), FLASHPORT_STATUS_INVALID_ARGUMENT,
+                  "args is NULL");
+  CHECK(bytes == kUnwritten);
+  Forward f;
+  expect_rejected(flashport_forward_workspace_size(&f.args, nullptr), FLASHPORT_STATUS_INVALID_ARGUMENT,
+                  "bytes is NULL");
+}
+
+TEST_CASE("validation: struct_size") {
+  Forward f;
+  Backward b;
+  SUBCASE("zero") {
+    f.args.struct_size = 0;
+    expect_forward_rejected(f, FLASHPORT_STATUS_STRUCT_SIZE, "struct_size is 0");
+    b.args.struct_size = 0;
+    expect_backward_rejected(b, FLASHPORT_STATUS_STRUCT_SIZE, "flashport_backward_args_init");
+  }
+  SUBCASE("smaller than the v0.1 layout") {
+    f.args.struct_size = sizeof(size_t) + sizeof(flashport_tensor);
+    expect_forward_rejected(f, FLASHPORT_STATUS_STRUCT_SIZE, "is smaller than the smallest flashport_forward_args");
+    b.args.struct_size = offsetof(flashport_backward_args, deterministic);
+    expect_backward_rejected(b, FLASHPORT_STATUS_STRUCT_SIZE, "v0.1");
+  }
+  SUBCASE("larger than this library knows (a newer caller)") {
+    f.args.struct_size = sizeof(flashport_forward_args) + 8;
+    expect_forward_rejected(f, FLASHPORT_STATUS_STRUCT_SIZE, "newer flashport header");
+    b.args.struct_size = sizeof(flashport_backward_args) + 1;
+    expect_backward_rejected(b, FLASHPORT_STATUS_STRUCT_SIZE, "newer flashport header");
+  }
+}
+
+TEST_CASE("validation: NULL data pointers") {
+  for (const char* name : {"q", "k", "v", "out"}) {
+    Forward g;
+    flashport_tensor* t = name[0] == 'q' ? &g.args.q : name[0] == 'k' ? &g.args.k : name[0] == 'v' ? &g.args.v
+                                                                                                   : &g.args.out;
+    t->data = nullptr;
+    INFO("tensor ", name);
+    expect_forward_rejected(g, FLASHPORT_STATUS_INVALID_ARGUMENT, (std::string(name) + ".data is NULL").c_str(), false);
+  }
+  Backward b;
+  SUBCASE("backward lse is required") {
+    b.args.lse.data = nullptr;
+    expect_backward_rejected(b, FLASHPORT_STATUS_INVALID_ARGUMENT, "backward requires the log-sum-exp", false);
+  }
+  SUBCASE("backward dout, dq") {
+    b.args.dout.data = nullptr;
+    expect_backward_rejected(b, FLASHPORT_STATUS_INVALID_ARGUMENT, "dout.data is NULL", false);
+    b.args.dout = b.dout.t;
+    b.args.dq.data = nullptr;
+    expect_backward_rejected(b, FLASHPORT_STATUS_INVALID_ARGUMENT, "dq.data is NULL", false);
+  }
+}
+
+TEST_CASE("validation: reserved_ must be 0") {
+  Forward f;
+  f.args.k.reserved_ = 3;
+  expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "k.reserved_ = 3");
+}
+
+TEST_CASE("validation: dtypes") {
+  Forward f;
+  SUBCASE("unknown dtype") {
+    f.args.q.dtype = 0;
+    expect_forward_rejected(f, FLASHPORT_STATUS_DTYPE_MISMATCH, "q.dtype = 0 is not a flashport_dtype");
+  }
+  SUBCASE("disagreeing dtype") {
+    f.args.v.dtype = FLASHPORT_DTYPE_BF16;
+    expect_forward_rejected(f, FLASHPORT_STATUS_DTYPE_MISMATCH, "v.dtype = BF16 differs from q.dtype = F32");
+  }
+  SUBCASE("lse not F32") {
+    f.args.lse.dtype = FLASHPORT_DTYPE_F16;
+    expect_forward_rejected(f, FLASHPORT_STATUS_DTYPE_MISMATCH, "lse must be F32");
+  }
+  SUBCASE("backward gradient dtype") {
+    Backward b;
+    b.args.dk.dtype = FLASHPORT_DTYPE_F16;
+    expect_backward_rejected(b, FLASHPORT_STATUS_DTYPE_MISMATCH, "dk.dtype = F16 differs from q.dtype = F32");
+  }
+}
+
+TEST_CASE("validation: devices") {
+  Forward f;
+  SUBCASE("unknown device type") {
+    f.args.out.device_type = 7;
+    expect_forward_rejected(f, FLASHPORT_STATUS_DEVICE_MISMATCH, "out.device_type = 7");
+  }
+  SUBCASE("different device type") {
+    f.args.k.device_type = FLASHPORT_DEVICE_CUDA;
+    expect_forward_rejected(f, FLASHPORT_STATUS_DEVICE_MISMATCH, "k is on CUDA device 0 but q is on CPU device 0");
+  }
+  SUBCASE("different device id") {
+    f.args.lse.device_id = 1;
+    expect_forward_rejected(f, FLASHPORT_STATUS_DEVICE_MISMATCH, "lse is on CPU device 1");
+  }
+  SUBCASE("negative device id") {
+    f.args.q.device_id = -1;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "q.device_id = -1");
+  }
+}
+
+TEST_CASE("validation: shapes") {
+  Forward f;
+  SUBCASE("size 0") {
+    f.args.k.shape[1] = 0;
+    expect_forward_rejected(f, FLASHPORT_STATUS_SHAPE_MISMATCH, "k.shape[1] (seqlen_kv) = 0");
+  }
+  SUBCASE("seqlen_kv disagrees") {
+    f.args.v.shape[1] = 6;
+    expect_forward_rejected(f, FLASHPORT_STATUS_SHAPE_MISMATCH,
+                            "v.shape[1] (seqlen_kv = 6) differs from k.shape[1] (seqlen_kv = 7)");
+  }
+  SUBCASE("batch disagrees") {
+    f.args.out.shape[0] = 1;
+    expect_forward_rejected(f, FLASHPORT_STATUS_SHAPE_MISMATCH, "out.shape[0] (batch = 1) differs from q.shape[0]");
+  }
+  SUBCASE("out head_dim is not v's") {
+    f.args.out.shape[3] = 8;
+    expect_forward_rejected(f, FLASHPORT_STATUS_SHAPE_MISMATCH, "out.shape[3] (head_dim_v = 8) differs from v.shape[3]");
+  }
+  SUBCASE("heads_kv does not divide heads_q") {
+    dispatch_test::Shape s;
+    s.heads_q = 8;
+    s.heads_kv = 3;
+    Forward g(s);
+    expect_forward_rejected(g, FLASHPORT_STATUS_SHAPE_MISMATCH,
+                            "k.shape[2] (heads_kv = 3) does not divide q.shape[2] (heads_q = 8)");
+  }
+  SUBCASE("lse shape") {
+    f.args.lse.shape[1] = 5;  // seqlen where heads belong
+    expect_forward_rejected(f, FLASHPORT_STATUS_SHAPE_MISMATCH, "lse.shape[1] (heads_q = 5)");
+    f.args.lse.shape[1] = 4;
+    f.args.lse.shape[3] = 2;
+    expect_forward_rejected(f, FLASHPORT_STATUS_SHAPE_MISMATCH, "lse.shape[3] = 2; must be 1");
+  }
+  SUBCASE("backward dv shape") {
+    Backward b;
+    b.args.dv.shape[2] = 4;
+    expect_backward_rejected(b, FLASHPORT_STATUS_SHAPE_MISMATCH, "dv.shape[2] (heads_kv = 4) differs from k.shape[2]");
+  }
+}
+
+TEST_CASE("validation: head dims over 256 are unsupported") {
+  dispatch_test::Shape s;
+  s.head_dim_qk = 264;
+  Forward f(s);
+  expect_forward_rejected(f, FLASHPORT_STATUS_UNSUPPORTED, "head_dim_qk = 264) exceeds the supported maximum 256");
+  dispatch_test::Shape t;
+  t.head_dim_v = 257;
+  Backward b(t);
+  expect_backward_rejected(b, FLASHPORT_STATUS_UNSUPPORTED, "head_dim_v = 257");
+}
+
+TEST_CASE("validation: strides") {
+  Forward f;
+  f.args.v.strides[2] = -6;
+  expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "v.strides[2] = -6");
+}
+
+TEST_CASE("validation: overflow") {
+  Forward f;
+  SUBCASE("size * stride") {
+    f.args.k.strides[0] = std::numeric_limits<int64_t>::max() / 2 + 1;  // times batch 2
+    expect_forward_rejected(f, FLASHPORT_STATUS_OVERFLOW, "k.shape[0] = 2 with k.strides[0]");
+  }
+  SUBCASE("element extent sum") {
+    f.args.q.strides[0] = std::numeric_limits<int64_t>::max() / 2 - 1;
+    f.args.q.strides[1] = std::numeric_limits<int64_t>::max() / 5;
+    expect_forward_rejected(f, FLASHPORT_STATUS_OVERFLOW, "q.shape[1] = 5");
+  }
+  SUBCASE("byte extent") {
+    f.args.v.strides[0] = std::numeric_limits<int64_t>::max() / 2 - 8;  // fits in elements, not in bytes
+    expect_forward_rejected(f, FLASHPORT_STATUS_OVERFLOW, "the byte extent overflows");
+  }
+  SUBCASE("element count") {
+    // Strides 0 keep every extent tiny; only batch * seqlen_q * heads_q * head_dim of q overflows.
+    const int64_t big = int64_t{1} << 21;
+    for (flashport_tensor* t : {&f.args.q, &f.args.k, &f.args.v, &f.args.out, &f.args.lse}) {
+      t->shape[0] = big;
+      t->strides[0] = 0;
+    }
+    f.args.q.shape[1] = f.args.out.shape[1] = f.args.lse.shape[2] = big;
+    f.args.q.shape[2] = f.args.out.shape[2] = f.args.lse.shape[1] = big;
+    f.args.q.strides[1] = f.args.q.strides[2] = 0;
+    expect_forward_rejected(f, FLASHPORT_STATUS_OVERFLOW, "q.shape[2] = 2097152");
+  }
+}
+
+TEST_CASE("validation: aliasing") {
+  Forward f;
+  SUBCASE("out overlaps q") {
+    f.args.out.data = f.q.bytes.data() + 4;
+    expect_forward_rejected(f, FLASHPORT_STATUS_ALIASING, "output out");
+  }
+  SUBCASE("lse overlaps out") {
+    f.args.lse.data = f.out.bytes.data() + f.out.bytes.size() - 4;
+    expect_forward_rejected(f, FLASHPORT_STATUS_ALIASING, "overlaps lse");
+  }
+  SUBCASE("zero stride on an output dim of size > 1") {
+    f.args.out.strides[1] = 0;
+    expect_forward_rejected(f, FLASHPORT_STATUS_ALIASING, "out.strides[1] = 0 while out.shape[1] = 5");
+  }
+  SUBCASE("output strides that make elements collide") {
+    f.args.out.strides[3] = 1;
+    f.args.out.strides[2] = 2;  // head_dim 6 spans 6 elements: heads would interleave
+    expect_forward_rejected(f, FLASHPORT_STATUS_ALIASING, "out.strides[2] = 2");
+  }
+  SUBCASE("backward outputs overlap each other") {
+    Backward b;
+    b.args.dv.data = b.dk.bytes.data();
+    expect_backward_rejected(b, FLASHPORT_STATUS_ALIASING, "overlaps dv");
+  }
+  SUBCASE("backward output overlaps an input") {
+    Backward b;
+    b.args.dq.data = b.dout.bytes.data();
+    expect_backward_rejected(b, FLASHPORT_STATUS_ALIASING, "output dq");
+  }
+  SUBCASE("inputs may share memory") {
+    f.args.k.data = f.args.q.data;
+    f.args.k.shape[1] = f.args.v.shape[1] = 5;
+    CHECK(flashport_forward(&f.args) == FLASHPORT_STATUS_OK);
+  }
+}
+
+TEST_CASE("validation: scalar options") {
+  Forward f;
+  SUBCASE("softmax_scale NaN") {
+    f.args.softmax_scale = std::nanf("");
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "softmax_scale = nan");
+  }
+  SUBCASE("softmax_scale infinite") {
+    f.args.softmax_scale = std::numeric_limits<float>::infinity();
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "softmax_scale = inf");
+  }
+  SUBCASE("softmax_scale negative") {
+    f.args.softmax_scale = -0.5f;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "softmax_scale = -0.5");
+  }
+  SUBCASE("softcap negative") {
+    f.args.softcap = -1.0f;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "softcap = -1");
+  }
+  SUBCASE("causal") {
+    f.args.causal = 2;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "causal = 2; must be 0 or 1");
+  }
+  SUBCASE("mask_alignment") {
+    f.args.mask_alignment = 5;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "mask_alignment = 5");
+  }
+  SUBCASE("deterministic") {
+    Backward b;
+    b.args.deterministic = -1;
+    expect_backward_rejected(b, FLASHPORT_STATUS_INVALID_ARGUMENT, "deterministic = -1");
+  }
+  SUBCASE("any window value is valid") {
+    f.args.window_left = std::numeric_limits<int64_t>::max();
+    f.args.window_right = std::numeric_limits<int64_t>::min();
+    f.args.causal = 1;
+    CHECK(flashport_forward(&f.args) == FLASHPORT_STATUS_OK);
+  }
+}
+
+TEST_CASE("validation: workspace arguments") {
+  Forward f;
+  SUBCASE("size without memory") {
+    f.args.workspace_size = 1024;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "workspace_size = 1024 but workspace is NULL",
+                            false);
+  }
+  SUBCASE("misaligned") {
+    alignas(256) static unsigned char scratch[512];
+    f.args.workspace = scratch + 8;
+    f.args.workspace_size = 256;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "is not 256-byte aligned", false);
+  }
+}
+
+TEST_CASE("dispatch: no backend, or an unknown forced backend") {
+  Forward f;
+  SUBCASE("unknown backend named in args") {
+    f.args.backend = "nosuch";
+    expect_forward_rejected(f, FLASHPORT_STATUS_BACKEND_UNAVAILABLE, "\"nosuch\" (forced by args->backend) is not known");
+    CHECK(last_error_has("cpu"));  // the message lists the known ones
+  }
+  SUBCASE("unknown backend named in FLASHPORT_BACKEND") {
+    setenv("FLASHPORT_BACKEND", "nosuch", 1);
+    expect_forward_rejected(f, FLASHPORT_STATUS_BACKEND_UNAVAILABLE, "(forced by env FLASHPORT_BACKEND)");
+    unsetenv("FLASHPORT_BACKEND");
+  }
+  SUBCASE("args->backend wins over FLASHPORT_BACKEND") {
+    setenv("FLASHPORT_BACKEND", "nosuch", 1);
+    f.args.backend = "cpu";
+    CHECK(flashport_forward(&f.args) == FLASHPORT_STATUS_OK);
+    unsetenv("FLASHPORT_BACKEND");
+  }
+  SUBCASE("forcing a backend of another device type") {
+    f.args.backend = "cuda";  // unavailable here, or (with a GPU) unable to run CPU tensors
+    const flashport_status st = flashport_forward(&f.args);
+    CHECK((st == FLASHPORT_STATUS_BACKEND_UNAVAILABLE || st == FLASHPORT_STATUS_NO_BACKEND));
+    CHECK(last_error_has("\"cuda\""));
+    CHECK(f.outputs_untouched());
+  }
+  SUBCASE("CPU device 1 does not exist") {
+    for (flashport_tensor* t : {&f.args.q, &f.args.k, &f.args.v, &f.args.out, &f.args.lse}) t->device_id = 1;
+    expect_forward_rejected(f, FLASHPORT_STATUS_NO_BACKEND, "cpu: device 1 requested but it has 1 usable device");
+  }
+  SUBCASE("ROCm tensors with no usable hip backend") {
+    for (flashport_tensor* t : {&f.args.q, &f.args.k, &f.args.v, &f.args.out, &f.args.lse})
+      t->device_type = FLASHPORT_DEVICE_ROCM;
+    expect_forward_rejected(f, FLASHPORT_STATUS_NO_BACKEND, "no backend can run this request on ROCm device 0: hip: ");
+  }
+}
+
+TEST_CASE("validation: a successful call clears last_error") {
+  Forward f;
+  f.args.causal = 3;
+  CHECK(flashport_forward(&f.args) == FLASHPORT_STATUS_INVALID_ARGUMENT);
+  CHECK(std::string(flashport_last_error()) != "");
+  f.args.causal = 1;
+  CHECK(flashport_forward(&f.args) == FLASHPORT_STATUS_OK);
+  CHECK(std::string(flashport_last_error()) == "");
+  CHECK_FALSE(f.out.untouched());
+  CHECK_FALSE(f.lse.untouched());
+}
+
+TEST_CASE("validation: lse is optional in forward, and data may be NULL in workspace queries") {
+  Forward f;
+  f.args.lse = flashport_tensor{};  // absent
+  CHECK(flashport_forward(&f.args) == FLASHPORT_STATUS_OK);
+  CHECK(f.lse.untouched());
+  Backward b;
+  for (flashport_tensor* t : {&b.args.dout, &b.args.q, &b.args.k, &b.args.v, &b.args.out, &b.args.lse, &b.args.dq,
+                              &b.args.dk, &b.args.dv})
+    t->data = nullptr;
+  size_t bytes = kUnwritten;
+  CHECK(flashport_backward_workspace_size(&b.args, &bytes) == FLASHPORT_STATUS_OK);
+  CHECK(bytes != kUnwritten);
+}
