@@ -1,5 +1,6 @@
 // A tiny backend module for the module-loading test: one backend, "testmod", on CPU tensors, whose run() writes a
-// recognisable pattern. Built twice: once as is, once with TESTMOD_ABI_VERSION set to a wrong ABI number.
+// recognisable pattern. Also built as broken variants: a wrong ABI number (TESTMOD_ABI_VERSION), no entry point
+// (TESTMOD_NO_INIT) and an entry point that fails (TESTMOD_INIT_FAILS).
 #include <cstdio>
 
 #include "dispatch/backend_abi.h"
@@ -57,9 +58,20 @@ const flashport_backend_iface kBackends[] = {{
 
 }  // namespace
 
-extern "C" FLASHPORT_MODULE_EXPORT int32_t flashport_module_init(uint32_t, flashport_module* out, char*, size_t) {
+#ifndef TESTMOD_NO_INIT  // the variant without an entry point
+extern "C" FLASHPORT_MODULE_EXPORT int32_t flashport_module_init(uint32_t, flashport_module* out, char* why,
+                                                                 size_t why_len) {
+#ifdef TESTMOD_INIT_FAILS
+  std::snprintf(why, why_len, "testmod was told to fail");
+  (void)out;
+  return 3;
+#else
+  (void)why;
+  (void)why_len;
   out->abi_version = TESTMOD_ABI_VERSION;
   out->backend_count = 1;
   out->backends = kBackends;
   return 0;
+#endif
 }
+#endif

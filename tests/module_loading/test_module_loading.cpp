@@ -1,5 +1,5 @@
 // Loads the test modules through FLASHPORT_EXTRA_MODULES: the good one is listed, available and runs when forced;
-// the one with the wrong ABI and a path that does not exist are listed as unavailable with their reasons; CPU
+// the broken ones and a path that does not exist are listed as unavailable with their reasons; CPU
 // tensors still go to the built-in "cpu" backend by default.
 #include <doctest/doctest.h>
 
@@ -14,8 +14,10 @@ namespace {
 
 // ctest sets FLASHPORT_EXTRA_MODULES; this lets the binary also run by hand. Runs before main, so before the
 // registry is built.
+constexpr const char* kSearchDir = "/nonexistent/flashport-module-dir";
 const bool g_env_set = [] {
   setenv("FLASHPORT_EXTRA_MODULES", FLASHPORT_TEST_EXTRA_MODULES, 0);
+  setenv("FLASHPORT_MODULE_PATH", kSearchDir, 1);
   return true;
 }();
 
@@ -93,6 +95,27 @@ TEST_CASE("module loading: a module file that does not exist is listed with dlop
   CHECK(info.available == 0);
   INFO(info.status_message);
   CHECK(has(info.status_message, "dlopen failed"));
+}
+
+TEST_CASE("module loading: a module without the entry point, or whose entry point fails") {
+  const flashport_backend_info noinit = by_module("flashport_testmod_noinit");
+  REQUIRE(noinit.name != nullptr);
+  CHECK(noinit.available == 0);
+  CHECK(has(noinit.status_message, "does not export flashport_module_init"));
+  const flashport_backend_info initfail = by_module("flashport_testmod_initfail");
+  REQUIRE(initfail.name != nullptr);
+  CHECK(initfail.available == 0);
+  CHECK(has(initfail.status_message, "flashport_module_init failed (returned 3): testmod was told to fail"));
+}
+
+TEST_CASE("module loading: a missing GPU module names the directories searched") {
+  for (const flashport_backend_info& info : all_backends()) {
+    const std::string name = info.name;
+    if ((name != "cuda" && name != "hip") || std::string(info.module_path) != "") continue;  // found and loaded
+    INFO(info.status_message);
+    CHECK(has(info.status_message, "not found"));
+    CHECK(has(info.status_message, kSearchDir));  // FLASHPORT_MODULE_PATH first
+  }
 }
 
 TEST_CASE("module loading: forcing testmod reaches its run()") {
