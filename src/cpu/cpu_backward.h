@@ -7,7 +7,7 @@
 //   3. Per (batch, query head, query block): dQ, recomputing P and dS over the key blocks it sees.
 // Pass 3 repeats two of the five block GEMMs of pass 2 (Q·Kᵀ and dO·Vᵀ): 7 GEMMs where a single pass would need
 // 5. The single-pass alternatives need either atomics / per-thread dQ copies reduced in a thread-dependent order
-// (not deterministic across thread counts) or per-key-block partial dQ buffers (memory O(Skv/kBlockK · Sq · D),
+// (not deterministic across thread counts) or per-key-block partial dQ buffers (memory O(Skv/kBwdBlockK · Sq · D),
 // i.e. quadratic in S). Two passes are deterministic for every thread count by construction, need no memory
 // beyond Delta, and so the `deterministic` flag costs nothing: it selects the same path. See docs/perf/cpu.md.
 #ifndef FLASHPORT_CPU_CPU_BACKWARD_H
@@ -25,32 +25,33 @@ struct BwdBlocks {
   float *q, *k, *v, *dout, *p, *ds, *t, *acc_a, *acc_b, *lse, *delta;
 
   static size_t floats(int64_t dqk, int64_t dv) {
-    return 2 * Carver::size(kBlockQ * dqk) + Carver::size(kBlockQ * dv) + 2 * Carver::size(kBlockK * dqk) +
-           2 * Carver::size(kBlockK * dv) + 3 * Carver::size(kBlockQ * kBlockK) + 2 * Carver::size(kBlockQ);
+    return 2 * Carver::size(kBwdBlockQ * dqk) + Carver::size(kBwdBlockQ * dv) + 2 * Carver::size(kBwdBlockK * dqk) +
+           2 * Carver::size(kBwdBlockK * dv) + 3 * Carver::size(kBwdBlockQ * kBwdBlockK) + 2 * Carver::size(kBwdBlockQ);
   }
   BwdBlocks(float* base, int64_t dqk, int64_t dv) {
     Carver c(base);
-    q = c.take(kBlockQ * dqk);
-    dout = c.take(kBlockQ * dv);
-    k = c.take(kBlockK * dqk);
-    v = c.take(kBlockK * dv);
-    p = c.take(kBlockQ * kBlockK);
-    ds = c.take(kBlockQ * kBlockK);
-    t = c.take(kBlockQ * kBlockK);
+    q = c.take(kBwdBlockQ * dqk);
+    dout = c.take(kBwdBlockQ * dv);
+    k = c.take(kBwdBlockK * dqk);
+    v = c.take(kBwdBlockK * dv);
+    p = c.take(kBwdBlockQ * kBwdBlockK);
+    ds = c.take(kBwdBlockQ * kBwdBlockK);
+    t = c.take(kBwdBlockQ * kBwdBlockK);
     // dK/dV accumulators (pass 2) or the dQ accumulator (pass 3, in acc_a).
-    acc_a = c.take(std::max(kBlockK, kBlockQ) * dqk);
-    acc_b = c.take(kBlockK * dv);
-    lse = c.take(kBlockQ);
-    delta = c.take(kBlockQ);
+    acc_a = c.take(std::max(kBwdBlockK, kBwdBlockQ) * dqk);
+    acc_b = c.take(kBwdBlockK * dv);
+    lse = c.take(kBwdBlockQ);
+    delta = c.take(kBwdBlockQ);
   }
 };
 
 // Everything one (query block, key block) pair needs, recomputed from lse: P into blk.p and dS (the gradient with
 // respect to the scaled dot product scale·Q·Kᵀ, softcap derivative 1 - tanh² included) into blk.ds.
 inline void probs_and_grads(const ScoreRule& rule, const Mask& mask, int64_t i0, int64_t rows, int64_t j0,
-                            int64_t cols, int64_t dqk, int64_t dv, const BwdBlocks& blk) {
+                            int64_t cols, int64_t dqk, int64_t dv, const BlockView& kb, const BlockView& vb,
+                            const BwdBlocks& blk) {
   const bool full = mask.block_visible(i0, i0 + rows, j0, j0 + cols);
-  score_block(rule, mask, full, i0, rows, j0, cols, dqk, blk.q, blk.k, blk.p, blk.t);
+  score_block(rule, mask, full, i0, rows, j0, cols, dqk, blk.q, kb, blk.p, blk.t);
   MatMap P(blk.p, rows, cols);
   VecMap lse(blk.lse, rows), delta(blk.delta, rows);
   // Rows with lse = -inf are fully masked: every entry is masked and zeroed below, so any finite shift will do.
@@ -62,7 +63,7 @@ inline void probs_and_grads(const ScoreRule& rule, const Mask& mask, int64_t i0,
 
   MatMap dS(blk.ds, rows, cols);
   dS.noalias() = Eigen::Map<const RowMat, Eigen::Aligned64>(blk.dout, rows, dv) *
-                 Eigen::Map<const RowMat, Eigen::Aligned64>(blk.v, cols, dv).transpose();
+                 vb.map(cols, dv).transpose();
   dS.array().colwise() -= delta.array();
   dS.array() *= P.array();
   if (rule.softcap > 0) {
@@ -89,7 +90,7 @@ void backward(const flashport_problem& p) {
   using detail::BwdBlocks;
   const int64_t B = p.batch, Sq = p.seqlen_q, Skv = p.seqlen_kv, Hq = p.heads_q, Hkv = p.heads_kv;
   const int64_t Dqk = p.head_dim_qk, Dv = p.head_dim_v, group = Hq / Hkv;
-  const int64_t nqb = (Sq + kBlockQ - 1) / kBlockQ, nkb = (Skv + kBlockK - 1) / kBlockK;
+  const int64_t nqb = (Sq + kBwdBlockQ - 1) / kBwdBlockQ, nkb = (Skv + kBwdBlockK - 1) / kBwdBlockK;
   const Tensor4<T> q(p.q), k(p.k), v(p.v), out(p.out), dout(p.dout);
   const Mask mask(p);
   const ScoreRule rule(p);
@@ -116,7 +117,7 @@ void backward(const flashport_problem& p) {
   // Pass 2: dK, dV per key block.
   parallel_tasks(B * Hkv * nkb, [&](int64_t task, int thread) {
     const int64_t kb = task % nkb, hkv = (task / nkb) % Hkv, b = task / (nkb * Hkv);
-    const int64_t j0 = kb * kBlockK, cols = std::min(kBlockK, Skv - j0);
+    const int64_t j0 = kb * kBwdBlockK, cols = std::min(kBwdBlockK, Skv - j0);
     BwdBlocks blk(scratch.thread_base(thread), Dqk, Dv);
     MatMap dK(blk.acc_a, cols, Dqk), dV(blk.acc_b, cols, Dv);
     dK.setZero();
@@ -128,12 +129,13 @@ void backward(const flashport_problem& p) {
       load_block(v, b, hkv, j0, cols, Dv, 1.0f, blk.v);
     }
     for (int64_t h = hkv * group; h < (hkv + 1) * group; ++h) {
-      for (int64_t i0 = lo; i0 < hi; i0 += kBlockQ) {
-        const int64_t rows = std::min(kBlockQ, hi - i0);
+      for (int64_t i0 = lo; i0 < hi; i0 += kBwdBlockQ) {
+        const int64_t rows = std::min(kBwdBlockQ, hi - i0);
         load_block(q, b, h, i0, rows, Dqk, rule.q_mul, blk.q);
         load_block(dout, b, h, i0, rows, Dv, 1.0f, blk.dout);
         detail::load_row_stats<T>(p, delta_all, b, h, i0, rows, blk);
-        detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, blk);
+        detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, BlockView{blk.k, Dqk},
+                                BlockView{blk.v, Dv}, blk);
         dV.noalias() += MatMap(blk.p, rows, cols).transpose() * MatMap(blk.dout, rows, Dv);
         dK.noalias() += MatMap(blk.ds, rows, cols).transpose() * MatMap(blk.q, rows, Dqk);
       }
@@ -146,7 +148,7 @@ void backward(const flashport_problem& p) {
   parallel_tasks(B * Hq * nqb, [&](int64_t task, int thread) {
     const int64_t qb = nqb - 1 - task % nqb, h = (task / nqb) % Hq, b = task / (nqb * Hq);
     const int64_t hkv = h / group;
-    const int64_t i0 = qb * kBlockQ, rows = std::min(kBlockQ, Sq - i0);
+    const int64_t i0 = qb * kBwdBlockQ, rows = std::min(kBwdBlockQ, Sq - i0);
     BwdBlocks blk(scratch.thread_base(thread), Dqk, Dv);
     MatMap dQ(blk.acc_a, rows, Dqk);
     dQ.setZero();
@@ -157,12 +159,12 @@ void backward(const flashport_problem& p) {
       load_block(dout, b, h, i0, rows, Dv, 1.0f, blk.dout);
       detail::load_row_stats<T>(p, delta_all, b, h, i0, rows, blk);
     }
-    for (int64_t j0 = lo; j0 < hi; j0 += kBlockK) {
-      const int64_t cols = std::min(kBlockK, hi - j0);
-      load_block(k, b, hkv, j0, cols, Dqk, 1.0f, blk.k);
-      load_block(v, b, hkv, j0, cols, Dv, 1.0f, blk.v);
-      detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, blk);
-      dQ.noalias() += MatMap(blk.ds, rows, cols) * MatMap(blk.k, cols, Dqk);
+    for (int64_t j0 = lo; j0 < hi; j0 += kBwdBlockK) {
+      const int64_t cols = std::min(kBwdBlockK, hi - j0);
+      const BlockView kb = view_block(k, b, hkv, j0, cols, Dqk, blk.k);
+      const BlockView vb = view_block(v, b, hkv, j0, cols, Dv, blk.v);
+      detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, kb, vb, blk);
+      dQ.noalias() += MatMap(blk.ds, rows, cols) * kb.map(cols, Dqk);
     }
     store_block<T>(p.dq, b, h, i0, rows, Dqk, p.scale, blk.acc_a);
   });

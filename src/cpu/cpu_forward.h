@@ -1,6 +1,6 @@
 // Forward kernel template (FlashAttention-2 on the CPU). Included only by the fwd_<dtype>.cpp instantiation files.
 //
-// One task = (batch, query head, block of kBlockQ query rows). It walks the key blocks its rows can see, keeps a
+// One task = (batch, query head, block of kFwdBlockQ query rows). It walks the key blocks its rows can see, keeps a
 // running max m and sum l per row in fp32 and rescales its output accumulator when the max grows, so memory per
 // thread is a few blocks whatever the sequence length.
 #ifndef FLASHPORT_CPU_CPU_FORWARD_H
@@ -15,13 +15,13 @@ template <typename T>
 void forward(const flashport_problem& p) {
   const int64_t Sq = p.seqlen_q, Hq = p.heads_q, Dqk = p.head_dim_qk, Dv = p.head_dim_v;
   const int64_t group = p.heads_q / p.heads_kv;
-  const int64_t nqb = (Sq + kBlockQ - 1) / kBlockQ;
+  const int64_t nqb = (Sq + kFwdBlockQ - 1) / kFwdBlockQ;
   const Tensor4<T> q(p.q), k(p.k), v(p.v);
   const Mask mask(p);
   const ScoreRule rule(p);
 
-  const size_t per_thread = Carver::size(kBlockQ * Dqk) + Carver::size(kBlockK * Dqk) + Carver::size(kBlockK * Dv) +
-                            Carver::size(kBlockQ * kBlockK) + Carver::size(kBlockQ * Dv) + 4 * Carver::size(kBlockQ);
+  const size_t per_thread = Carver::size(kFwdBlockQ * Dqk) + Carver::size(kFwdBlockK * Dqk) + Carver::size(kFwdBlockK * Dv) +
+                            Carver::size(kFwdBlockQ * kFwdBlockK) + Carver::size(kFwdBlockQ * Dv) + 4 * Carver::size(kFwdBlockQ);
   Scratch scratch(omp_get_max_threads(), per_thread);
 
   parallel_tasks(p.batch * Hq * nqb, [&](int64_t task, int thread) {
@@ -31,16 +31,16 @@ void forward(const flashport_problem& p) {
     const int64_t h = (task / nqb) % Hq;
     const int64_t b = task / (nqb * Hq);
     const int64_t hkv = h / group;
-    const int64_t i0 = qb * kBlockQ, rows = std::min(kBlockQ, Sq - i0);
+    const int64_t i0 = qb * kFwdBlockQ, rows = std::min(kFwdBlockQ, Sq - i0);
 
     Carver carve(scratch.thread_base(thread));
-    float* qs = carve.take(kBlockQ * Dqk);
-    float* ks = carve.take(kBlockK * Dqk);
-    float* vs = carve.take(kBlockK * Dv);
-    float* ss = carve.take(kBlockQ * kBlockK);
-    MatMap O(carve.take(kBlockQ * Dv), rows, Dv);
-    VecMap m(carve.take(kBlockQ), rows), l(carve.take(kBlockQ), rows);
-    VecMap alpha(carve.take(kBlockQ), rows), shift(carve.take(kBlockQ), rows);
+    float* qs = carve.take(kFwdBlockQ * Dqk);
+    float* ks = carve.take(kFwdBlockK * Dqk);
+    float* vs = carve.take(kFwdBlockK * Dv);
+    float* ss = carve.take(kFwdBlockQ * kFwdBlockK);
+    MatMap O(carve.take(kFwdBlockQ * Dv), rows, Dv);
+    VecMap m(carve.take(kFwdBlockQ), rows), l(carve.take(kFwdBlockQ), rows);
+    VecMap alpha(carve.take(kFwdBlockQ), rows), shift(carve.take(kFwdBlockQ), rows);
 
     O.setZero();
     m.setConstant(kNegInf);
@@ -49,12 +49,17 @@ void forward(const flashport_problem& p) {
     mask.key_range(i0, i0 + rows, &lo, &hi);
     if (lo < hi) load_block(q, b, h, i0, rows, Dqk, rule.q_mul, qs);
 
-    for (int64_t j0 = lo; j0 < hi; j0 += kBlockK) {
-      const int64_t cols = std::min(kBlockK, hi - j0);
+    for (int64_t j0 = lo; j0 < hi; j0 += kFwdBlockK) {
+      const int64_t cols = std::min(kFwdBlockK, hi - j0);
       const bool full = mask.block_visible(i0, i0 + rows, j0, j0 + cols);
-      load_block(k, b, hkv, j0, cols, Dqk, 1.0f, ks);
-      load_block(v, b, hkv, j0, cols, Dv, 1.0f, vs);
-      score_block(rule, mask, full, i0, rows, j0, cols, Dqk, qs, ks, ss, nullptr);
+      const BlockView kb = view_block(k, b, hkv, j0, cols, Dqk, ks);
+      const BlockView vb = view_block(v, b, hkv, j0, cols, Dv, vs);
+      if (j0 + kFwdBlockK < hi) {
+        const int64_t next = std::min(kFwdBlockK, hi - j0 - kFwdBlockK);
+        prefetch_block(k, b, hkv, j0 + kFwdBlockK, next, Dqk);
+        prefetch_block(v, b, hkv, j0 + kFwdBlockK, next, Dv);
+      }
+      score_block(rule, mask, full, i0, rows, j0, cols, Dqk, qs, kb, ss, nullptr);
 
       MatMap S(ss, rows, cols);
       for (int64_t r = 0; r < rows; ++r) {
@@ -71,7 +76,7 @@ void forward(const flashport_problem& p) {
       if (!full) mask.apply(i0, rows, j0, cols, 0.0f, ss);
       l = l.cwiseProduct(alpha) + S.rowwise().sum();
       O.array().colwise() *= alpha.array();
-      O.noalias() += S * Eigen::Map<const RowMat, Eigen::Aligned64>(vs, cols, Dv);
+      O.noalias() += S * vb.map(cols, Dv);
     }
 
     for (int64_t r = 0; r < rows; ++r) {

@@ -19,10 +19,10 @@ struct ScoreRule {
 // s (rows x cols) = q (rows x dqk) · k (cols x dqk)ᵀ, then softcap·tanh(s) when softcap is on (tanh kept in t when
 // t is not null, for the backward's derivative), then -inf on masked entries unless the block is fully visible.
 inline void score_block(const ScoreRule& rule, const Mask& mask, bool full, int64_t i0, int64_t rows, int64_t j0,
-                        int64_t cols, int64_t dqk, const float* q, const float* k, float* s, float* t) {
+                        int64_t cols, int64_t dqk, const float* q, const BlockView& k, float* s, float* t) {
   MatMap S(s, rows, cols);
   S.noalias() = Eigen::Map<const RowMat, Eigen::Aligned64>(q, rows, dqk) *
-                Eigen::Map<const RowMat, Eigen::Aligned64>(k, cols, dqk).transpose();
+                k.map(cols, dqk).transpose();
   if (rule.softcap > 0) {
     if (t != nullptr) {
       MatMap Tm(t, rows, cols);
