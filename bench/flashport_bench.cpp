@@ -271,6 +271,15 @@ std::string json_number(double v, bool valid) {
   return buf;
 }
 
+// A table cell of `width` characters: the value with `precision` decimals, or "-" when it was not measured (negative
+// rates and times are markers for that too, so they never print as numbers).
+std::string cell(double v, int width, int precision) {
+  char buf[64];
+  if (!std::isfinite(v) || v < 0) std::snprintf(buf, sizeof buf, "%*s", width, "-");
+  else std::snprintf(buf, sizeof buf, "%*.*f", width, precision, v);
+  return buf;
+}
+
 // Byte counts stay exact integers in JSON; -1 (not measured) becomes null.
 std::string json_bytes(int64_t bytes) { return bytes >= 0 ? std::to_string(bytes) : "null"; }
 
@@ -624,19 +633,24 @@ void Bench::print_row(const Row& r) {
   const bool host = mem_.is_host();
   const double unit = host ? 1e-9 : 1e-12;
   auto mib = [](int64_t bytes) { return bytes >= 0 ? bytes / 1048576.0 : std::nan(""); };
-  std::printf("%-3s %-4s %3lld %3lld %3lld %4lld %6lld %3s %9.3f %9.1f", r.backward ? "bwd" : "fwd",
+  std::printf("%-3s %-4s %3lld %3lld %3lld %4lld %6lld %3s %s %s", r.backward ? "bwd" : "fwd",
               fb::dtype_name(s.dtype), static_cast<long long>(s.batch), static_cast<long long>(s.heads_q),
               static_cast<long long>(s.heads_kv), static_cast<long long>(s.head_dim),
-              static_cast<long long>(s.seqlen_q), s.causal ? "yes" : "no", r.flashport.ms, ours * unit);
-  if (host) std::printf(" %5.0f%% %9.2f", gemm_gflops_ > 0 ? 100.0 * ours * 1e-9 / gemm_gflops_ : std::nan(""),
-                        mib(r.flashport.peak_extra_bytes));
-  if (host && o_.naive)
-    std::printf(" | %9.1f %7.2f %9.2f", rate(flops, r.naive.ms) * unit, ours / rate(flops, r.naive.ms),
-                mib(r.naive.peak_extra_bytes));
+              static_cast<long long>(s.seqlen_q), s.causal ? "yes" : "no", cell(r.flashport.ms, 9, 3).c_str(),
+              cell(ours * unit, 9, 1).c_str());
+  if (host) {
+    const std::string pct = gemm_gflops_ > 0 ? cell(100.0 * ours * 1e-9 / gemm_gflops_, 5, 0) + "%" : cell(-1, 6, 0);
+    std::printf(" %s %s", pct.c_str(), cell(mib(r.flashport.peak_extra_bytes), 9, 2).c_str());
+  }
+  if (host && o_.naive) {
+    const double naive = rate(flops, r.naive.ms);
+    std::printf(" | %s %s %s", cell(naive * unit, 9, 1).c_str(), cell(ours / naive, 7, 2).c_str(),
+                cell(mib(r.naive.peak_extra_bytes), 9, 2).c_str());
+  }
   for (const std::string& p : peer_names_) {
     const auto it = r.peer_ms.find(p);
     const double theirs = it != r.peer_ms.end() ? rate(flops, it->second) : std::nan("");
-    std::printf(" | %9.1f %7.2f", theirs * unit, ours / theirs);
+    std::printf(" | %s %s", cell(theirs * unit, 9, 1).c_str(), cell(ours / theirs, 7, 2).c_str());
   }
   std::printf("\n");
   std::fflush(stdout);
@@ -648,10 +662,14 @@ int Bench::run() {
   if (o_.quick && o_.reps > 3 && mem_.is_host()) o_.reps = 3;
   const std::vector<Shape> shapes = grid();
 
-  flashport_backend_info info;
-  flashport_backend_info_init(&info);
-  for (int32_t i = 0; i < flashport_backend_count(); ++i)
-    if (flashport_backend_info_get(i, &info) == FLASHPORT_STATUS_OK && o_.backend == info.name) break;
+  std::string description;  // the backend's own one-line description, for the table's header
+  for (int32_t i = 0; i < flashport_backend_count(); ++i) {
+    flashport_backend_info info;
+    flashport_backend_info_init(&info);
+    if (flashport_backend_info_get(i, &info) == FLASHPORT_STATUS_OK && o_.backend == info.name &&
+        info.status_message != nullptr)
+      description = info.status_message;
+  }
 
   if (mem_.is_host() && o_.gemm_n > 0) {
     progress("measuring the Eigen fp32 GEMM ceiling (%d^3, %d threads) ...", o_.gemm_n, threads_);
@@ -661,8 +679,7 @@ int Bench::run() {
 
   if (!o_.json) {
     std::printf("flashport %s, backend %s (%s), %d threads, %d reps (median), %d warm-up\n",
-                flashport_version_string(), o_.backend.c_str(),
-                info.status_message != nullptr ? info.status_message : "", threads_, o_.reps, o_.warmup);
+                flashport_version_string(), o_.backend.c_str(), description.c_str(), threads_, o_.reps, o_.warmup);
     std::printf("FLOPs: FlashAttention convention (fwd 4*B*Hq*Sq*Skv*D, causal halved; bwd 2.5x fwd)\n");
     if (gemm_gflops_ > 0)
       std::printf("ceiling: Eigen fp32 GEMM %d^3 on the same threads: %.1f GFLOP/s\n", o_.gemm_n, gemm_gflops_);
