@@ -1,15 +1,18 @@
 // Backward kernel template (FlashAttention-2 recomputation from lse). Included only by the bwd_<dtype>.cpp files.
 //
-// Three parallel passes, each writing outputs no other task touches, so every accumulation has a fixed order:
-//   1. Delta_i = rowsum(dO_i ∘ O_i) for every (batch, query head, row) into one fp32 buffer (B·Hq·Sq floats).
-//   2. Per (batch, KV head, key block): dK and dV of that block, summed over the query heads of its GQA group and
-//      over the query blocks that see it, in ascending order.
-//   3. Per (batch, query head, query block): dQ, recomputing P and dS over the key blocks it sees.
-// Pass 3 repeats two of the five block GEMMs of pass 2 (Q·Kᵀ and dO·Vᵀ): 7 GEMMs where a single pass would need
-// 5. The single-pass alternatives need either atomics / per-thread dQ copies reduced in a thread-dependent order
-// (not deterministic across thread counts) or per-key-block partial dQ buffers (memory O(Skv/kBwdBlockK · Sq · D),
-// i.e. quadratic in S). Two passes are deterministic for every thread count by construction, need no memory
-// beyond Delta, and so the `deterministic` flag costs nothing: it selects the same path. See docs/perf/cpu.md.
+// Delta_i = rowsum(dO_i ∘ O_i) is computed first for every (batch, query head, row) into one fp32 buffer
+// (B·Hq·Sq floats). Then the work is the set of (query block, key block) pairs of every (batch, query head) that
+// the mask leaves visible; each pair recomputes P and dS and adds to dV, dK (of its key block) and dQ (of its query
+// block). Two schedules, chosen per call:
+//   single pass: one task per (batch, KV head) walks its key blocks in order, keeps dK/dV of the current key block
+//     and the fp32 dQ of its whole GQA group (group·Sq·Dqk floats per thread), 5 block GEMMs per pair. Used when
+//     those tasks balance over the threads and its dQ buffers are small enough and can be allocated.
+//   two passes: one task per (batch, KV head, key block) for dK/dV, then one per (batch, query head, query block)
+//     for dQ, recomputing P and dS: 7 block GEMMs per pair, no O(S) buffer, parallel over every block.
+// Both visit the pairs of every dQ/dK/dV block in the same order with the same block extents (blocks are aligned
+// to multiples of the block sizes) and the same GEMMs, so they give the same bits: results are deterministic run to
+// run and across thread counts whatever the schedule, and the `deterministic` flag needs no separate path.
+// Atomics or per-thread dQ copies reduced at the end would depend on the thread count; see docs/perf/cpu.md.
 #ifndef FLASHPORT_CPU_CPU_BACKWARD_H
 #define FLASHPORT_CPU_CPU_BACKWARD_H
 
@@ -99,9 +102,24 @@ void backward(const flashport_problem& p) {
   const float k_grad_mul = p.scale / rule.q_mul;
 
   std::vector<float> delta_all(static_cast<size_t>(B * Hq * Sq));
-  Scratch scratch(omp_get_max_threads(), BwdBlocks::floats(Dqk, Dv));
+  const int threads = omp_get_max_threads();
+  Scratch scratch(threads, BwdBlocks::floats(Dqk, Dv));
+  // The single pass's per-thread dQ of a whole GQA group; when it cannot be had the two passes do the same work.
+  // Its tasks all cost the same (each covers every key block), so it is worth it when they fill the threads' rounds
+  // to at least 80% (two passes reach ~75% of its speed), and when a thread's buffer stays within 256 MiB.
+  const int64_t tasks = B * Hkv, rounds = (tasks + threads - 1) / threads;
+  const size_t dq_floats = static_cast<size_t>(group * Sq * Dqk);
+  std::vector<float> dq_all;
+  if (5 * tasks >= 4 * rounds * threads && dq_floats <= (size_t(256) << 20) / sizeof(float)) {
+    try {
+      dq_all.resize(threads * dq_floats);
+    } catch (const std::bad_alloc&) {
+      dq_all.clear();
+    }
+  }
+  const bool single_pass = !dq_all.empty();
 
-  // Pass 1: Delta.
+  // Delta.
   parallel_tasks(B * Hq, [&](int64_t task, int) {
     const int64_t b = task / Hq, h = task % Hq;
     float* delta = delta_all.data() + task * Sq;
@@ -114,11 +132,19 @@ void backward(const flashport_problem& p) {
     }
   });
 
-  // Pass 2: dK, dV per key block.
-  parallel_tasks(B * Hkv * nkb, [&](int64_t task, int thread) {
-    const int64_t kb = task % nkb, hkv = (task / nkb) % Hkv, b = task / (nkb * Hkv);
+  // Loads Q (scaled), dO, lse and Delta of query block qb of head h; returns its row count.
+  auto load_query_block = [&](const BwdBlocks& blk, int64_t b, int64_t h, int64_t qb) {
+    const int64_t i0 = qb * kBwdBlockQ, rows = std::min(kBwdBlockQ, Sq - i0);
+    load_block(q, b, h, i0, rows, Dqk, rule.q_mul, blk.q);
+    load_block(dout, b, h, i0, rows, Dv, 1.0f, blk.dout);
+    detail::load_row_stats<T>(p, delta_all, b, h, i0, rows, blk);
+    return rows;
+  };
+
+  // dK and dV of key block kb of KV head hkv, and, when dq_group is not null, the dQ contributions of its pairs
+  // added into dq_group ([group][Sq][Dqk] fp32).
+  auto key_block = [&](const BwdBlocks& blk, int64_t b, int64_t hkv, int64_t kb, float* dq_group) {
     const int64_t j0 = kb * kBwdBlockK, cols = std::min(kBwdBlockK, Skv - j0);
-    BwdBlocks blk(scratch.thread_base(thread), Dqk, Dv);
     MatMap dK(blk.acc_a, cols, Dqk), dV(blk.acc_b, cols, Dv);
     dK.setZero();
     dV.setZero();
@@ -127,24 +153,43 @@ void backward(const flashport_problem& p) {
     if (lo < hi) {
       load_block(k, b, hkv, j0, cols, Dqk, 1.0f, blk.k);
       load_block(v, b, hkv, j0, cols, Dv, 1.0f, blk.v);
-    }
-    for (int64_t h = hkv * group; h < (hkv + 1) * group; ++h) {
-      for (int64_t i0 = lo; i0 < hi; i0 += kBwdBlockQ) {
-        const int64_t rows = std::min(kBwdBlockQ, hi - i0);
-        load_block(q, b, h, i0, rows, Dqk, rule.q_mul, blk.q);
-        load_block(dout, b, h, i0, rows, Dv, 1.0f, blk.dout);
-        detail::load_row_stats<T>(p, delta_all, b, h, i0, rows, blk);
-        detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, BlockView{blk.k, Dqk},
-                                BlockView{blk.v, Dv}, blk);
-        dV.noalias() += MatMap(blk.p, rows, cols).transpose() * MatMap(blk.dout, rows, Dv);
-        dK.noalias() += MatMap(blk.ds, rows, cols).transpose() * MatMap(blk.q, rows, Dqk);
+      for (int64_t h = hkv * group; h < (hkv + 1) * group; ++h) {
+        for (int64_t qb = lo / kBwdBlockQ; qb * kBwdBlockQ < hi; ++qb) {
+          const int64_t i0 = qb * kBwdBlockQ, rows = load_query_block(blk, b, h, qb);
+          detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, BlockView{blk.k, Dqk},
+                                  BlockView{blk.v, Dv}, blk);
+          dV.noalias() += MatMap(blk.p, rows, cols).transpose() * MatMap(blk.dout, rows, Dv);
+          dK.noalias() += MatMap(blk.ds, rows, cols).transpose() * MatMap(blk.q, rows, Dqk);
+          if (dq_group != nullptr) {
+            MatMap dQ(dq_group + ((h - hkv * group) * Sq + i0) * Dqk, rows, Dqk);
+            dQ.noalias() += MatMap(blk.ds, rows, cols) * MatMap(blk.k, cols, Dqk);
+          }
+        }
       }
     }
     store_block<T>(p.dk, b, hkv, j0, cols, Dqk, k_grad_mul, blk.acc_a);
     store_block<T>(p.dv, b, hkv, j0, cols, Dv, 1.0f, blk.acc_b);
+  };
+
+  if (single_pass) {
+    parallel_tasks(B * Hkv, [&](int64_t task, int thread) {
+      const int64_t b = task / Hkv, hkv = task % Hkv;
+      BwdBlocks blk(scratch.thread_base(thread), Dqk, Dv);
+      float* dq_group = dq_all.data() + static_cast<size_t>(thread) * group * Sq * Dqk;
+      std::fill(dq_group, dq_group + group * Sq * Dqk, 0.0f);
+      for (int64_t kb = 0; kb < nkb; ++kb) key_block(blk, b, hkv, kb, dq_group);
+      for (int64_t g = 0; g < group; ++g)
+        store_block<T>(p.dq, b, hkv * group + g, 0, Sq, Dqk, p.scale, dq_group + g * Sq * Dqk);
+    });
+    return;
+  }
+
+  parallel_tasks(B * Hkv * nkb, [&](int64_t task, int thread) {
+    const int64_t kb = task % nkb, hkv = (task / nkb) % Hkv, b = task / (nkb * Hkv);
+    key_block(BwdBlocks(scratch.thread_base(thread), Dqk, Dv), b, hkv, kb, nullptr);
   });
 
-  // Pass 3: dQ per query block.
+  // dQ per query block, recomputing P and dS over the key blocks it sees, in ascending order.
   parallel_tasks(B * Hq * nqb, [&](int64_t task, int thread) {
     const int64_t qb = nqb - 1 - task % nqb, h = (task / nqb) % Hq, b = task / (nqb * Hq);
     const int64_t hkv = h / group;
@@ -154,17 +199,13 @@ void backward(const flashport_problem& p) {
     dQ.setZero();
     int64_t lo, hi;
     mask.key_range(i0, i0 + rows, &lo, &hi);
-    if (lo < hi) {
-      load_block(q, b, h, i0, rows, Dqk, rule.q_mul, blk.q);
-      load_block(dout, b, h, i0, rows, Dv, 1.0f, blk.dout);
-      detail::load_row_stats<T>(p, delta_all, b, h, i0, rows, blk);
-    }
-    for (int64_t j0 = lo; j0 < hi; j0 += kBwdBlockK) {
-      const int64_t cols = std::min(kBwdBlockK, hi - j0);
-      const BlockView kb = view_block(k, b, hkv, j0, cols, Dqk, blk.k);
-      const BlockView vb = view_block(v, b, hkv, j0, cols, Dv, blk.v);
-      detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, kb, vb, blk);
-      dQ.noalias() += MatMap(blk.ds, rows, cols) * kb.map(cols, Dqk);
+    if (lo < hi) load_query_block(blk, b, h, qb);
+    for (int64_t kb = lo / kBwdBlockK; kb * kBwdBlockK < hi; ++kb) {
+      const int64_t j0 = kb * kBwdBlockK, cols = std::min(kBwdBlockK, Skv - j0);
+      const BlockView kv = view_block(k, b, hkv, j0, cols, Dqk, blk.k);
+      const BlockView vv = view_block(v, b, hkv, j0, cols, Dv, blk.v);
+      detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, kv, vv, blk);
+      dQ.noalias() += MatMap(blk.ds, rows, cols) * kv.map(cols, Dqk);
     }
     store_block<T>(p.dq, b, h, i0, rows, Dqk, p.scale, blk.acc_a);
   });
