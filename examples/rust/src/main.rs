@@ -1,7 +1,8 @@
 //! flashport from Rust: forward and backward through the C ABI, declared by hand from
 //! include/flashport/flashport.h (ABI version 1).
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_void, CStr};
+use std::os::raw::c_char; // not std::ffi::c_char: that needs Rust 1.64, Debian 12 ships 1.63
 use std::ptr;
 
 #[repr(C)]
