@@ -3,7 +3,7 @@
 # venv, then the pytest suite against the *installed* package. torch/transformers tests skip where those are absent.
 # GPU modules are switched off here: this machine has no GPU and the CUDA kernels would take most of the time.
 # Needs: python3 python3-venv + the core's build packages (installed here when missing); numpy, pytest, ml_dtypes,
-# scikit-build-core from PyPI.
+# scikit-build-core and matplotlib (for bench/plot.py's test) from PyPI.
 source "$(dirname "${BASH_SOURCE[0]}")/interop_common.sh"
 apt_install "${CORE_PACKAGES[@]}" python3 python3-venv python3-pip
 
@@ -12,7 +12,7 @@ rm -rf "$work"
 python3 -m venv "$work/venv"
 py=$work/venv/bin/python
 "$py" -m pip install --quiet --upgrade pip
-"$py" -m pip install --quiet scikit-build-core pytest numpy ml_dtypes
+"$py" -m pip install --quiet scikit-build-core pytest numpy ml_dtypes matplotlib
 # --no-build-isolation: the build backend is the one just installed, so the build needs no second download.
 "$py" -m pip install --no-build-isolation --verbose \
   -C build-dir="$work/cmake" \
