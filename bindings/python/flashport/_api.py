@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import math
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -84,8 +83,8 @@ def _dlpack_stream(device: tuple, stream: int):
 class _Call:
     """Borrows every array of one library call and releases them all when the call is over."""
 
-    def __init__(self, stack: ExitStack, device: tuple, stream: int):
-        self._stack, self._device, self._stream = stack, device, stream
+    def __init__(self, stack: ExitStack, stream: int):
+        self._stack, self._stream = stack, stream
 
     def borrow(self, obj, name: str, *, writable: bool = False, lse: bool = False) -> View:
         kind = _kind(obj)
@@ -190,7 +189,7 @@ def forward(q, k, v, opts: Options, *, return_lse: bool, out=None):
     stream = _current_stream(q, device)
     args = _lib.new_args(_lib.ForwardArgs)
     with ExitStack() as stack:
-        call = _Call(stack, device, stream)
+        call = _Call(stack, stream)
         vq = call.borrow(q, "q")
         args.q, args.k, args.v = vq.tensor(), call.tensor(k, "k"), call.tensor(v, "v")
         batch, seqlen_q, heads_q, _ = vq.shape
@@ -221,7 +220,7 @@ def backward(dout, q, k, v, out, lse, opts: Options, *, deterministic=False, dq=
     stream = _current_stream(q, device)
     args = _lib.new_args(_lib.BackwardArgs)
     with ExitStack() as stack:
-        call = _Call(stack, device, stream)
+        call = _Call(stack, stream)
         views = {}
         for name, obj in (("dout", dout), ("q", q), ("k", k), ("v", v), ("out", out)):
             views[name] = call.borrow(obj, name)

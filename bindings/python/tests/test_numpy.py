@@ -7,7 +7,7 @@ import pytest
 
 import flashport
 import reference
-from flashport import _dlpack, _lib
+from flashport import _dlpack
 
 try:
     import ml_dtypes
