@@ -151,13 +151,28 @@ struct Mask {
   bool block_visible(int64_t i0, int64_t i1, int64_t j0, int64_t j1) const {
     return (left < 0 || j0 >= i1 - 1 + off - left) && (right < 0 || j1 - 1 <= i0 + off + right);
   }
-  // Sets every masked entry of the (i0.., j0..) block s to value.
+  // Sets every masked entry of the (i0.., j0..) block s (rows x cols, row-major) to value. Each row's visible keys
+  // are one interval, so only the two runs outside it are written.
   void apply(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float value, float* s) const {
     for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = i0 + r;
+      const int64_t c_lo = left >= 0 ? std::clamp<int64_t>(i + off - left - j0, 0, cols) : 0;
+      const int64_t c_hi = right >= 0 ? std::clamp<int64_t>(i + off + right + 1 - j0, 0, cols) : cols;
       float* row = s + r * cols;
-      for (int64_t c = 0; c < cols; ++c)
-        if (!visible(i0 + r, j0 + c)) row[c] = value;
+      if (c_lo >= c_hi) {
+        std::fill(row, row + cols, value);
+      } else {
+        std::fill(row, row + c_lo, value);
+        std::fill(row + c_hi, row + cols, value);
+      }
     }
+  }
+  // The rows [*r0, *r1) of the block of rows [i0, i0 + rows) that see some key of [j0, j1), relative to i0.
+  void rows_seeing(int64_t i0, int64_t rows, int64_t j0, int64_t j1, int64_t* r0, int64_t* r1) const {
+    int64_t lo, hi;
+    row_range(j0, j1, &lo, &hi);
+    *r0 = std::max<int64_t>(lo - i0, 0);
+    *r1 = std::min<int64_t>(hi - i0, rows);
   }
 };
 

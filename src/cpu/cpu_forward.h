@@ -51,7 +51,13 @@ void forward(const flashport_problem& p) {
 
     for (int64_t j0 = lo; j0 < hi; j0 += kFwdBlockK) {
       const int64_t cols = std::min(kFwdBlockK, hi - j0);
-      const bool full = mask.block_visible(i0, i0 + rows, j0, j0 + cols);
+      // Only rows [r0, r1) see this key block (under a causal mask the first rows of the query block do not see
+      // the last key blocks): the other rows' state is unchanged, so they are left out of the GEMMs.
+      int64_t r0, r1;
+      mask.rows_seeing(i0, rows, j0, j0 + cols, &r0, &r1);
+      if (r0 >= r1) continue;
+      const int64_t n = r1 - r0;
+      const bool full = mask.block_visible(i0 + r0, i0 + r1, j0, j0 + cols);
       const BlockView kb = view_block(k, b, hkv, j0, cols, Dqk, ks);
       const BlockView vb = view_block(v, b, hkv, j0, cols, Dv, vs);
       if (j0 + kFwdBlockK < hi) {
@@ -59,24 +65,26 @@ void forward(const flashport_problem& p) {
         prefetch_block(k, b, hkv, j0 + kFwdBlockK, next, Dqk);
         prefetch_block(v, b, hkv, j0 + kFwdBlockK, next, Dv);
       }
-      score_block(rule, mask, full, i0, rows, j0, cols, Dqk, qs, kb, ss, nullptr);
+      score_block(rule, mask, full, i0 + r0, n, j0, cols, Dqk, qs + r0 * Dqk, kb, ss, nullptr);
 
-      MatMap S(ss, rows, cols);
-      for (int64_t r = 0; r < rows; ++r) {
-        const float m_new = std::max(m[r], S.row(r).maxCoeff());
+      MatMap S(ss, n, cols);
+      auto mb = m.segment(r0, n), lb = l.segment(r0, n), ab = alpha.segment(r0, n), sb = shift.segment(r0, n);
+      for (int64_t r = 0; r < n; ++r) {
+        const float m_new = std::max(mb[r], S.row(r).maxCoeff());
         // A row that has seen only masked keys keeps m = -inf; shifting by 0 instead avoids -inf - -inf = NaN,
         // and its masked entries are zeroed below.
-        shift[r] = m_new == kNegInf ? 0.0f : m_new;
-        alpha[r] = std::exp(m[r] - shift[r]);
-        m[r] = m_new;
+        sb[r] = m_new == kNegInf ? 0.0f : m_new;
+        ab[r] = std::exp(mb[r] - sb[r]);
+        mb[r] = m_new;
       }
-      S.array().colwise() -= shift.array();
+      S.array().colwise() -= sb.array();
       S.array() = S.array().exp();
       // Eigen's exp clamps its argument, so exp(-inf) is tiny rather than 0: masked entries are zeroed exactly.
-      if (!full) mask.apply(i0, rows, j0, cols, 0.0f, ss);
-      l = l.cwiseProduct(alpha) + S.rowwise().sum();
-      O.array().colwise() *= alpha.array();
-      O.noalias() += S * vb.map(cols, Dv);
+      if (!full) mask.apply(i0 + r0, n, j0, cols, 0.0f, ss);
+      lb = lb.cwiseProduct(ab) + S.rowwise().sum();
+      auto Ob = O.middleRows(r0, n);
+      Ob.array().colwise() *= ab.array();
+      Ob.noalias() += S * vb.map(cols, Dv);
     }
 
     for (int64_t r = 0; r < rows; ++r) {
