@@ -57,7 +57,8 @@ Runs attention forward/backward through flashport's public C API on one backend 
   --python PATH        Python for the peers (default $FLASHPORT_PYTHON or python3)
   --peers-script PATH  bench/peers_torch.py (default: next to this binary or in ../share/flashport)
   --no-naive           skip the naive materialised baseline (CPU)
-  --gemm-n N           size of the square Eigen GEMM giving the CPU ceiling (default 2048; 0 skips it)
+  --gemm-n N           size of the square Eigen GEMM giving the CPU ceiling (default 2048 up to 4 threads, else
+                       4096, so each thread keeps a comparable share of the work; 0 skips it)
   --json               one JSON object per case and direction on stdout instead of the table
   --quiet              no progress on stderr
   --list-backends      list backends and whether they are available, then exit
@@ -78,7 +79,7 @@ struct Options {
   int reps = 0, warmup = 1, threads = 0;
   bool full = false, quick = false, json = false, quiet = false, naive = true, list = false;
   std::string peers = "auto", python, peers_script;
-  int gemm_n = 2048;
+  int gemm_n = -1;  // -1: chosen by thread count in Bench::run()
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -671,6 +672,7 @@ int Bench::run() {
       description = info.status_message;
   }
 
+  if (o_.gemm_n < 0) o_.gemm_n = threads_ <= 4 ? 2048 : 4096;
   if (mem_.is_host() && o_.gemm_n > 0) {
     progress("measuring the Eigen fp32 GEMM ceiling (%d^3, %d threads) ...", o_.gemm_n, threads_);
     gemm_gflops_ = fb::eigen_sgemm_gflops(o_.gemm_n, o_.reps);
