@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dispatch/backend_abi.h"
+#include "fwd_fma.h"
 #include "kernels/fwd_launch.cuh"
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
 #include "backward.h"
@@ -101,23 +102,33 @@ int pad_dim(int64_t d) {
   return 0;
 }
 
-template <class T> LaunchFn select_16bit(int dqk, int dv) {
-  using namespace flashport::kernels;
-  if (dqk == 192 && dv <= 128) return launch_fwd<T, 192, 128>;
+// The forward launchers of one backend: the tensor-core kernels ("cuda") or the same kernel with the generic FMA
+// tiles ("cuda-fma", fwd_fma.h); both are instantiated for the same padded head-dim pairs.
+struct TensorCoreFwd {
+  template <class T, int kDqk, int kDv> static LaunchFn get() { return flashport::kernels::launch_fwd<T, kDqk, kDv>; }
+};
+struct FmaFwd {
+  template <class T, int kDqk, int kDv> static LaunchFn get() {
+    return flashport::kernels::launch_fwd_fma<T, kDqk, kDv>;
+  }
+};
+
+template <class Fwd, class T> LaunchFn select_16bit(int dqk, int dv) {
+  if (dqk == 192 && dv <= 128) return Fwd::template get<T, 192, 128>();
   const int d = dqk > dv ? dqk : dv;  // other unequal pairs run as the larger square instance
   switch (d) {
-    case 32: return launch_fwd<T, 32, 32>;
-    case 64: return launch_fwd<T, 64, 64>;
-    case 96: return launch_fwd<T, 96, 96>;
-    case 128: return launch_fwd<T, 128, 128>;
-    case 192: return launch_fwd<T, 192, 192>;
-    case 256: return launch_fwd<T, 256, 256>;
+    case 32: return Fwd::template get<T, 32, 32>();
+    case 64: return Fwd::template get<T, 64, 64>();
+    case 96: return Fwd::template get<T, 96, 96>();
+    case 128: return Fwd::template get<T, 128, 128>();
+    case 192: return Fwd::template get<T, 192, 192>();
+    case 256: return Fwd::template get<T, 256, 256>();
     default: return nullptr;
   }
 }
 
 // The forward kernel for p, or nullptr with the reason in why.
-LaunchFn select_forward(const flashport_problem* p, char* why, size_t why_len) {
+LaunchFn select_forward(const flashport_problem* p, char* why, size_t why_len, bool fma) {
   const int dqk = pad_dim(p->head_dim_qk), dv = pad_dim(p->head_dim_v);
   if (p->head_dim_qk > 256 || p->head_dim_v > 256 || dqk == 0 || dv == 0) {
     say(why, why_len, "head dims (%lld, %lld): the CUDA backend supports up to 256", (long long)p->head_dim_qk,
@@ -125,8 +136,12 @@ LaunchFn select_forward(const flashport_problem* p, char* why, size_t why_len) {
     return nullptr;
   }
   switch (p->dtype) {
-    case FLASHPORT_DTYPE_F16: return select_16bit<flashport::vendor::half_t>(dqk, dv);
-    case FLASHPORT_DTYPE_BF16: return select_16bit<flashport::vendor::bf16_t>(dqk, dv);
+    case FLASHPORT_DTYPE_F16:
+      return fma ? select_16bit<FmaFwd, flashport::vendor::half_t>(dqk, dv)
+                 : select_16bit<TensorCoreFwd, flashport::vendor::half_t>(dqk, dv);
+    case FLASHPORT_DTYPE_BF16:
+      return fma ? select_16bit<FmaFwd, flashport::vendor::bf16_t>(dqk, dv)
+                 : select_16bit<TensorCoreFwd, flashport::vendor::bf16_t>(dqk, dv);
     case FLASHPORT_DTYPE_F32: return flashport::kernels::launch_fwd_f32;
     default: say(why, why_len, "dtype %d has no CUDA kernel", p->dtype); return nullptr;
   }
@@ -163,8 +178,15 @@ bool common_supports(const flashport_problem* p, char* why, size_t why_len) {
   return true;
 }
 
-int32_t supports(const flashport_problem* p, char* why, size_t why_len) {
+constexpr const char* kFmaForwardOnly =
+    "cuda-fma runs the forward only (the backward is the tensor-core one: use backend cuda)";
+
+int32_t supports_variant(const flashport_problem* p, char* why, size_t why_len, bool fma) {
   if (!common_supports(p, why, why_len)) return 0;
+  if (p->direction == FLASHPORT_DIRECTION_BACKWARD && fma) {
+    say(why, why_len, "%s", kFmaForwardOnly);
+    return 0;
+  }
   if (p->direction == FLASHPORT_DIRECTION_BACKWARD) {
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
     return flashport_cuda_backward_supports(p, why, why_len);
@@ -173,7 +195,11 @@ int32_t supports(const flashport_problem* p, char* why, size_t why_len) {
     return 0;
 #endif
   }
-  return select_forward(p, why, why_len) != nullptr ? 1 : 0;
+  return select_forward(p, why, why_len, fma) != nullptr ? 1 : 0;
+}
+int32_t supports(const flashport_problem* p, char* why, size_t why_len) { return supports_variant(p, why, why_len, false); }
+int32_t supports_fma(const flashport_problem* p, char* why, size_t why_len) {
+  return supports_variant(p, why, why_len, true);
 }
 
 size_t workspace_size(const flashport_problem* p) {
@@ -249,8 +275,12 @@ class DeviceGuard {
   bool restore_ = false;
 };
 
-int32_t run(const flashport_problem* p, char* err, size_t err_len) {
+int32_t run_variant(const flashport_problem* p, char* err, size_t err_len, bool fma) {
   if (!common_supports(p, err, err_len)) return FLASHPORT_STATUS_UNSUPPORTED;
+  if (p->direction == FLASHPORT_DIRECTION_BACKWARD && fma) {
+    say(err, err_len, "%s", kFmaForwardOnly);
+    return FLASHPORT_STATUS_UNSUPPORTED;
+  }
   if (p->direction == FLASHPORT_DIRECTION_BACKWARD) {
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
     return flashport_cuda_backward_run(p, err, err_len);
@@ -259,7 +289,7 @@ int32_t run(const flashport_problem* p, char* err, size_t err_len) {
     return FLASHPORT_STATUS_UNSUPPORTED;
 #endif
   }
-  const LaunchFn launch = select_forward(p, err, err_len);
+  const LaunchFn launch = select_forward(p, err, err_len, fma);
   if (launch == nullptr) return FLASHPORT_STATUS_UNSUPPORTED;
   DeviceGuard guard;
   cudaError_t e = guard.enter(p->device_id);
@@ -310,6 +340,9 @@ int32_t synchronize(int32_t device_id, void* stream, char* err, size_t err_len) 
   return e == cudaSuccess ? FLASHPORT_STATUS_OK : cuda_failure(e, "cudaStreamSynchronize", err, err_len);
 }
 
+int32_t run(const flashport_problem* p, char* err, size_t err_len) { return run_variant(p, err, err_len, false); }
+int32_t run_fma(const flashport_problem* p, char* err, size_t err_len) { return run_variant(p, err, err_len, true); }
+
 const flashport_backend_iface kBackends[] = {{
     /* .name = */ "cuda",
     /* .device_type = */ FLASHPORT_DEVICE_CUDA,
@@ -318,6 +351,20 @@ const flashport_backend_iface kBackends[] = {{
     /* .supports = */ supports,
     /* .workspace_size = */ workspace_size,
     /* .run = */ run,
+    /* .mem_alloc = */ mem_alloc,
+    /* .mem_free = */ mem_free,
+    /* .mem_copy = */ mem_copy,
+    /* .synchronize = */ synchronize,
+}, {
+    // Listed after "cuda": requests on CUDA tensors go to the first backend that accepts them, and cuda-fma accepts
+    // nothing that cuda declines, so it runs only when forced by name.
+    /* .name = */ "cuda-fma",
+    /* .device_type = */ FLASHPORT_DEVICE_CUDA,
+    /* .description = */ "NVIDIA GPUs: the forward with the generic FMA tiles the HIP module runs on AMD gfx1030",
+    /* .probe = */ probe,
+    /* .supports = */ supports_fma,
+    /* .workspace_size = */ workspace_size,
+    /* .run = */ run_fma,
     /* .mem_alloc = */ mem_alloc,
     /* .mem_free = */ mem_free,
     /* .mem_copy = */ mem_copy,
