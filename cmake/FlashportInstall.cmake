@@ -48,8 +48,7 @@ if(TARGET flashport_cuda)
   install(TARGETS flashport_cuda LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime)
 endif()
 
-foreach(_tool flashport-bench flashport-check)
-  if(TARGET ${_tool})
-    install(TARGETS ${_tool} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
-  endif()
-endforeach()
+# flashport-check installs itself (tools/check/CMakeLists.txt).
+if(TARGET flashport-bench)
+  install(TARGETS flashport-bench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
+endif()
