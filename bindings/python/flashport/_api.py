@@ -13,34 +13,36 @@ from ._dlpack import Borrowed, View, device_of
 _ALIGNMENTS = {"bottom_right": _lib.ALIGN_BOTTOM_RIGHT, "top_left": _lib.ALIGN_TOP_LEFT}
 
 
+def normalize(causal=False, window=(-1, -1), softcap=0.0, scale=None, mask_alignment="bottom_right",
+              backend=None) -> tuple:
+    """The mask/scale/backend options, checked once, as the plain tuple Options takes (and the torch op's
+    arguments). A tuple rather than an object so that torch.compile traces it without a graph break."""
+    if window is None:
+        window = (-1, -1)
+    try:
+        left, right = window
+    except (TypeError, ValueError):
+        raise TypeError(f"window must be a (left, right) pair of ints, got {window!r}") from None
+    if mask_alignment not in _ALIGNMENTS:
+        raise ValueError(f"mask_alignment must be one of {sorted(_ALIGNMENTS)}, got {mask_alignment!r}")
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(f"backend must be a str or None, got {type(backend).__name__}")
+    # Range checks (negative or non-finite scale, ...) are the library's, so its messages stay the only ones.
+    return (bool(causal), int(left), int(right), float(softcap), 0.0 if scale is None else float(scale),
+            mask_alignment, backend)
+
+
 @dataclass(frozen=True)
 class Options:
-    """The mask/scale/backend options shared by forward and backward, checked and normalised once."""
+    """Normalised options shared by forward and backward (build it from normalize())."""
 
-    causal: bool = False
-    window_left: int = -1
-    window_right: int = -1
-    softcap: float = 0.0
-    scale: float = 0.0  # 0 = the library's default, 1/sqrt(head_dim)
-    mask_alignment: str = "bottom_right"
-    backend: str | None = None
-
-    @classmethod
-    def make(cls, causal=False, window=(-1, -1), softcap=0.0, scale=None, mask_alignment="bottom_right",
-             backend=None) -> "Options":
-        if window is None:
-            window = (-1, -1)
-        try:
-            left, right = window
-        except (TypeError, ValueError):
-            raise TypeError(f"window must be a (left, right) pair of ints, got {window!r}") from None
-        if mask_alignment not in _ALIGNMENTS:
-            raise ValueError(f"mask_alignment must be one of {sorted(_ALIGNMENTS)}, got {mask_alignment!r}")
-        if backend is not None and not isinstance(backend, str):
-            raise TypeError(f"backend must be a str or None, got {type(backend).__name__}")
-        # Range checks (negative or non-finite scale, ...) are the library's, so its messages stay the only ones.
-        return cls(bool(causal), int(left), int(right), float(softcap), 0.0 if scale is None else float(scale),
-                   mask_alignment, backend)
+    causal: bool
+    window_left: int
+    window_right: int
+    softcap: float
+    scale: float  # 0 = the library's default, 1/sqrt(head_dim)
+    mask_alignment: str
+    backend: str | None
 
     def apply(self, args, stream: int) -> None:
         args.causal = int(self.causal)
@@ -174,13 +176,13 @@ def attention(q, k, v, *, causal=False, window=(-1, -1), softcap=0.0, scale=None
     PyTorch tensors that require grad go through flashport.torch.attention, so loss.backward() works.
     Raises FlashportError with the library's message on bad input; nothing is written then.
     """
-    opts = Options.make(causal, window, softcap, scale, mask_alignment, backend)
+    options = normalize(causal, window, softcap, scale, mask_alignment, backend)
     if _needs_autograd(q, k, v):
         if out is not None:
             raise ValueError("out= cannot be used with tensors that require grad (autograd needs its own output)")
         from . import torch as fp_torch
-        return fp_torch._attention(q, k, v, opts, return_lse)
-    return forward(q, k, v, opts, return_lse=return_lse, out=out)
+        return fp_torch._attention(q, k, v, options, return_lse)
+    return forward(q, k, v, Options(*options), return_lse=return_lse, out=out)
 
 
 def forward(q, k, v, opts: Options, *, return_lse: bool, out=None):
@@ -211,7 +213,7 @@ def attention_backward(dout, q, k, v, out, lse, *, causal=False, window=(-1, -1)
     Options must match the forward call. dq/dk/dv are allocated like q/k/v unless passed in (then overwritten).
     deterministic=True gives bitwise-identical results run to run.
     """
-    opts = Options.make(causal, window, softcap, scale, mask_alignment, backend)
+    opts = Options(*normalize(causal, window, softcap, scale, mask_alignment, backend))
     return backward(dout, q, k, v, out, lse, opts, deterministic=deterministic, dq=dq, dk=dk, dv=dv)
 
 

@@ -51,9 +51,6 @@ def _backward_fake(dout, q, k, v, out, lse, causal, window_left, window_right, s
     return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
 
 
-_N_OPTIONS = 7  # causal, window_left, window_right, softcap, scale, mask_alignment, backend
-
-
 def _setup_context(ctx, inputs, output):
     q, k, v = inputs[:3]
     out, lse = output
@@ -69,15 +66,14 @@ def _backward(ctx, dout, _dlse):
         dout = dout.contiguous()
     dq, dk, dv = _backward_op(dout, q, k, v, out, lse, *ctx.options,
                               torch.are_deterministic_algorithms_enabled())
-    return (dq, dk, dv) + (None,) * _N_OPTIONS
+    return (dq, dk, dv) + (None,) * len(ctx.options)  # the options are not differentiable
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-def _attention(q, k, v, opts: _api.Options, return_lse: bool):
-    out, lse = _forward_op(q, k, v, opts.causal, opts.window_left, opts.window_right, opts.softcap, opts.scale,
-                           opts.mask_alignment, opts.backend)
+def _attention(q, k, v, options: tuple, return_lse: bool):
+    out, lse = _forward_op(q, k, v, *options)
     return (out, lse) if return_lse else out
 
 
@@ -86,5 +82,4 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal=False
     """Differentiable flashport attention on [batch, seqlen, heads, head_dim] tensors (see flashport.attention).
 
     Backward is deterministic when torch.use_deterministic_algorithms(True) is on."""
-    opts = _api.Options.make(causal, window, softcap, scale, mask_alignment, backend)
-    return _attention(q, k, v, opts, return_lse)
+    return _attention(q, k, v, _api.normalize(causal, window, softcap, scale, mask_alignment, backend), return_lse)
