@@ -1,5 +1,6 @@
 """flashport.attention / attention_backward on NumPy arrays against the float64 reference."""
 
+import ctypes
 import sys
 
 import numpy as np
@@ -256,3 +257,64 @@ def test_read_only_out_is_refused():
     with pytest.raises((flashport.FlashportError, BufferError)):
         flashport.attention(q, k, v, out=out)
     assert np.all(out == 42.0)
+
+
+class _OffsetProducer:
+    """A DLPack producer made by hand whose capsule carries a non-zero byte_offset (as some producers emit for
+    views), so the offset is proven to be applied. Legacy layout, no deleter: the array keeps the memory alive."""
+
+    def __init__(self, array, offset_elements):
+        self.array = array  # the view starts offset_elements past base's first element
+        base = array
+        while base.base is not None:
+            base = base.base
+        self._shape = (ctypes.c_int64 * 4)(*array.shape)
+        self._strides = (ctypes.c_int64 * 4)(*(s // array.itemsize for s in array.strides))
+        t = _dlpack._DLTensor(data=base.ctypes.data, ndim=4, shape=self._shape, strides=self._strides,
+                              byte_offset=array.ctypes.data - base.ctypes.data)
+        t.device.device_type, t.device.device_id = 1, 0
+        t.dtype.code, t.dtype.bits, t.dtype.lanes = 2, 32, 1
+        assert t.byte_offset == offset_elements * array.itemsize
+        self._managed = _dlpack._DLManagedTensor(dl_tensor=t)
+
+    def __dlpack__(self, stream=None):
+        new = ctypes.pythonapi.PyCapsule_New
+        new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+        return new(ctypes.addressof(self._managed), b"dltensor", None)
+
+    def __dlpack_device__(self):
+        return (1, 0)
+
+
+def test_byte_offset_is_applied():
+    rng = np.random.default_rng(10)
+    base = _random(rng, (1, 3 * 4 * 8 + 5 * 2 * 8), np.float32)
+    q = base[0, :96].reshape(1, 3, 4, 8)
+    k = base[0, 96:].reshape(1, 5, 2, 8)
+    out = flashport.attention(_OffsetProducer(q, 0), _OffsetProducer(k, 96), k)
+    _close(out, reference.forward(q, k, k)[0], 2e-5, "out")
+
+
+def test_concurrent_calls_from_threads():
+    # ctypes releases the GIL during the call and last_error is per thread: results and messages must not mix.
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(11)
+    q, k, v = _inputs(rng, (2, 64, 64, 4, 2, 32, 32), np.float32)
+    expected = flashport.attention(q, k, v, causal=True)
+    bad_k = k[..., :16]
+
+    def call(i):
+        if i % 2:
+            with pytest.raises(flashport.FlashportError, match="head_dim") as info:
+                flashport.attention(q, bad_k, v)
+            return info.value.message
+        return flashport.attention(q, k, v, causal=True)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(call, range(16)))
+    for i, r in enumerate(results):
+        if i % 2:
+            assert "k.shape[3]" in r
+        else:
+            assert np.array_equal(r, expected)
