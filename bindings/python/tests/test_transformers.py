@@ -14,9 +14,10 @@ from devices import torch_devices  # noqa: E402
 def _tiny_llama(device, dtype):
     # head_dim 32: the smallest the CUDA kernels are built for.
     config = transformers.LlamaConfig(vocab_size=97, hidden_size=128, intermediate_size=192, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                      attn_implementation="sdpa")
     torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM._from_config(config, attn_implementation="sdpa")
+    model = transformers.LlamaForCausalLM(config)
     return model.to(device, dtype).train()
 
 
