@@ -50,7 +50,8 @@ const BackendEntry& select_backend(const Request& r) {
       fail(FLASHPORT_STATUS_BACKEND_UNAVAILABLE, "backend \"", forced, "\" (forced by ", source,
            ") is unavailable: ", e->status_message);
     const std::string why = decline_reason(*e, p);
-    if (!why.empty()) fail(FLASHPORT_STATUS_NO_BACKEND, request_place(p), e->name, " (forced by ", source, "): ", why);
+    if (!why.empty())
+      fail(FLASHPORT_STATUS_NO_BACKEND, request_place(p), "\"", e->name, "\" (forced by ", source, "): ", why);
     return *e;
   }
   std::string reasons;

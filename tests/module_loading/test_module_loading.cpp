@@ -159,7 +159,7 @@ TEST_CASE("module loading: testmod's workspace, refusals and failures") {
     d.args.backend = testmod::kName;
     CHECK(flashport_forward(&d.args) == FLASHPORT_STATUS_NO_BACKEND);
     INFO(flashport_last_error());
-    CHECK(has(flashport_last_error(), "testmod (forced by args->backend): testmod declines head_dim_qk 3"));
+    CHECK(has(flashport_last_error(), "\"testmod\" (forced by args->backend): testmod declines head_dim_qk 3"));
     CHECK(d.out_is(0.0f));
   }
   SUBCASE("run() errors carry the backend's name") {
