@@ -161,7 +161,9 @@ void backward(const flashport_problem& p) {
           dV.noalias() += MatMap(blk.p, rows, cols).transpose() * MatMap(blk.dout, rows, Dv);
           dK.noalias() += MatMap(blk.ds, rows, cols).transpose() * MatMap(blk.q, rows, Dqk);
           if (dq_group != nullptr) {
-            MatMap dQ(dq_group + ((h - hkv * group) * Sq + i0) * Dqk, rows, Dqk);
+            // Rows of the per-thread group buffer start at any float offset: an unaligned map (an Aligned64 map
+            // here is undefined behaviour and trips Eigen's alignment assertion in debug builds).
+            Eigen::Map<RowMat, Eigen::Unaligned> dQ(dq_group + ((h - hkv * group) * Sq + i0) * Dqk, rows, Dqk);
             dQ.noalias() += MatMap(blk.ds, rows, cols) * MatMap(blk.k, cols, Dqk);
           }
         }
