@@ -151,21 +151,21 @@ struct Mask {
   bool block_visible(int64_t i0, int64_t i1, int64_t j0, int64_t j1) const {
     return (left < 0 || j0 >= i1 - 1 + off - left) && (right < 0 || j1 - 1 <= i0 + off + right);
   }
-  // Sets every masked entry of the (i0.., j0..) block s (rows x cols, row-major) to value. Each row's visible keys
-  // are one interval, so only the two runs outside it are written.
-  void apply(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float value, float* s) const {
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t i = i0 + r;
-      const int64_t c_lo = left >= 0 ? std::clamp<int64_t>(i + off - left - j0, 0, cols) : 0;
-      const int64_t c_hi = right >= 0 ? std::clamp<int64_t>(i + off + right + 1 - j0, 0, cols) : cols;
-      float* row = s + r * cols;
-      if (c_lo >= c_hi) {
-        std::fill(row, row + cols, value);
-      } else {
-        std::fill(row, row + c_lo, value);
-        std::fill(row + c_hi, row + cols, value);
-      }
+  // Sets the masked entries of row i's keys [j0, j0 + cols) to value. Each row's visible keys are one interval, so
+  // only the two runs outside it are written.
+  void apply_row(int64_t i, int64_t j0, int64_t cols, float value, float* row) const {
+    const int64_t c_lo = left >= 0 ? std::clamp<int64_t>(i + off - left - j0, 0, cols) : 0;
+    const int64_t c_hi = right >= 0 ? std::clamp<int64_t>(i + off + right + 1 - j0, 0, cols) : cols;
+    if (c_lo >= c_hi) {
+      std::fill(row, row + cols, value);
+    } else {
+      std::fill(row, row + c_lo, value);
+      std::fill(row + c_hi, row + cols, value);
     }
+  }
+  // The same for every row of the (i0.., j0..) block s (rows x cols, row-major).
+  void apply(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float value, float* s) const {
+    for (int64_t r = 0; r < rows; ++r) apply_row(i0 + r, j0, cols, value, s + r * cols);
   }
   // The rows [*r0, *r1) of the block of rows [i0, i0 + rows) that see some key of [j0, j1), relative to i0.
   void rows_seeing(int64_t i0, int64_t rows, int64_t j0, int64_t j1, int64_t* r0, int64_t* r1) const {

@@ -21,7 +21,7 @@ void forward(const flashport_problem& p) {
   const ScoreRule rule(p);
 
   const size_t per_thread = Carver::size(kFwdBlockQ * Dqk) + Carver::size(kFwdBlockK * Dqk) + Carver::size(kFwdBlockK * Dv) +
-                            Carver::size(kFwdBlockQ * kFwdBlockK) + Carver::size(kFwdBlockQ * Dv) + 4 * Carver::size(kFwdBlockQ);
+                            Carver::size(kFwdBlockQ * kFwdBlockK) + Carver::size(kFwdBlockQ * Dv) + 3 * Carver::size(kFwdBlockQ);
   Scratch scratch(omp_get_max_threads(), per_thread);
 
   parallel_tasks(p.batch * Hq * nqb, [&](int64_t task, int thread) {
@@ -40,7 +40,7 @@ void forward(const flashport_problem& p) {
     float* ss = carve.take(kFwdBlockQ * kFwdBlockK);
     MatMap O(carve.take(kFwdBlockQ * Dv), rows, Dv);
     VecMap m(carve.take(kFwdBlockQ), rows), l(carve.take(kFwdBlockQ), rows);
-    VecMap alpha(carve.take(kFwdBlockQ), rows), shift(carve.take(kFwdBlockQ), rows);
+    VecMap alpha(carve.take(kFwdBlockQ), rows);
 
     O.setZero();
     m.setConstant(kNegInf);
@@ -68,20 +68,20 @@ void forward(const flashport_problem& p) {
       score_block(rule, mask, full, i0 + r0, n, j0, cols, Dqk, qs + r0 * Dqk, kb, ss, nullptr);
 
       MatMap S(ss, n, cols);
-      auto mb = m.segment(r0, n), lb = l.segment(r0, n), ab = alpha.segment(r0, n), sb = shift.segment(r0, n);
+      auto mb = m.segment(r0, n), lb = l.segment(r0, n), ab = alpha.segment(r0, n);
+      // One pass per row while it is in L1: new max, rescale factor, exp, exact zeros on masked keys, row sum.
       for (int64_t r = 0; r < n; ++r) {
-        const float m_new = std::max(mb[r], S.row(r).maxCoeff());
-        // A row that has seen only masked keys keeps m = -inf; shifting by 0 instead avoids -inf - -inf = NaN,
-        // and its masked entries are zeroed below.
-        sb[r] = m_new == kNegInf ? 0.0f : m_new;
-        ab[r] = std::exp(mb[r] - sb[r]);
+        auto row = S.row(r).array();
+        const float m_new = std::max(mb[r], row.maxCoeff());
+        // A row that has seen only masked keys keeps m = -inf; shifting by 0 instead avoids -inf - -inf = NaN.
+        const float shift = m_new == kNegInf ? 0.0f : m_new;
+        ab[r] = std::exp(mb[r] - shift);
         mb[r] = m_new;
+        row = (row - shift).exp();
+        // Eigen's exp clamps its argument, so exp(-inf) is tiny rather than 0: masked entries are zeroed exactly.
+        if (!full) mask.apply_row(i0 + r0 + r, j0, cols, 0.0f, ss + r * cols);
+        lb[r] = lb[r] * ab[r] + row.sum();
       }
-      S.array().colwise() -= sb.array();
-      S.array() = S.array().exp();
-      // Eigen's exp clamps its argument, so exp(-inf) is tiny rather than 0: masked entries are zeroed exactly.
-      if (!full) mask.apply(i0 + r0, n, j0, cols, 0.0f, ss);
-      lb = lb.cwiseProduct(ab) + S.rowwise().sum();
       auto Ob = O.middleRows(r0, n);
       Ob.array().colwise() *= ab.array();
       Ob.noalias() += S * vb.map(cols, Dv);
