@@ -48,6 +48,9 @@ class FlashportError(RuntimeError):
         self.status_name = status_name
         self.message = message
 
+    def __reduce__(self):  # so the error survives pickling (multiprocessing, pytest-xdist)
+        return type(self), (self.status, self.status_name, self.message)
+
 
 class Tensor(ctypes.Structure):
     _fields_ = [

@@ -1,6 +1,7 @@
 """flashport.attention / attention_backward on NumPy arrays against the float64 reference."""
 
 import ctypes
+import pickle
 import sys
 
 import numpy as np
@@ -217,6 +218,9 @@ def test_library_errors_raise_with_message_and_write_nothing(case):
     err = info.value
     assert err.status == expected_status, str(err)
     assert err.message and err.message in str(err) and err.status_name.startswith("FLASHPORT_STATUS_")
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.status, copy.status_name, copy.message, str(copy)) == (err.status, err.status_name, err.message,
+                                                                        str(err))
     assert np.array_equal(out, before), "out was written although the call failed"
 
 
