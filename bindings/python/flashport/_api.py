@@ -98,7 +98,7 @@ class _Call:
             import numpy
             obj, override = obj.view(numpy.uint16), _lib.DTYPE_BF16
         if lse:
-            obj = _as_4d_lse(obj, kind)
+            obj = _as_4d_lse(obj)
         stream = _dlpack_stream(device_of(obj), self._stream)
         borrowed = Borrowed(obj, name, stream=stream, dtype_override=override)
         self._stack.callback(borrowed.release)
@@ -112,15 +112,12 @@ class _Call:
         return self.borrow(obj, name, **kw).tensor()
 
 
-def _as_4d_lse(obj, kind: str):
+def _as_4d_lse(obj):
     """lse travels as [batch, heads, seqlen] (as FlashAttention returns it); the C API wants [B, H, S, 1]."""
     ndim = len(obj.shape)
     if ndim == 3:
-        if kind in ("numpy", "cupy"):
-            return obj[..., None]
-        if kind == "torch":
-            return obj.unsqueeze(-1)
-    if ndim not in (3, 4):
+        return obj[..., None]  # a view in NumPy, PyTorch, CuPy and JAX alike
+    if ndim != 4:
         raise _lib.error(_lib.STATUS_SHAPE_MISMATCH,
                          f"lse must be [batch, heads_q, seqlen_q] (or with a trailing 1), got shape {tuple(obj.shape)}")
     return obj
