@@ -322,3 +322,18 @@ def test_concurrent_calls_from_threads():
             assert "k.shape[3]" in r
         else:
             assert np.array_equal(r, expected)
+
+
+def test_lse_with_a_trailing_axis_and_strided_lse():
+    rng = np.random.default_rng(12)
+    q, k, v = _inputs(rng, (2, 7, 7, 2, 2, 8, 8), np.float32)
+    out, lse = flashport.attention(q, k, v, return_lse=True)
+    dout = _random(rng, out.shape, np.float32)
+    want = flashport.attention_backward(dout, q, k, v, out, lse)
+    strided = np.zeros((2, 2, 14), np.float32)[:, :, ::2]
+    strided[...] = lse
+    for variant in (lse[..., None], strided):
+        for a, b in zip(flashport.attention_backward(dout, q, k, v, out, variant), want):
+            assert np.array_equal(a, b)
+    with pytest.raises(flashport.FlashportError, match="lse must be"):
+        flashport.attention_backward(dout, q, k, v, out, lse[0])
