@@ -29,6 +29,26 @@ Map head_view(Ptr base, int64_t b, int64_t h, int64_t seqlen, int64_t heads, int
   return Map(base + (b * seqlen * heads + h) * dim, seqlen, dim, Eigen::OuterStride<>(heads * dim));
 }
 
+// The q, k, v slices that one (batch, query head) reads.
+struct HeadInputs {
+  ConstView q, k, v;
+};
+
+// Calls fn(b, h, hk, inputs) for every batch b and query head h; hk is the KV head that h reads (GQA).
+template <typename Fn>
+void for_each_head(const AttentionShape& s, const NaiveTensors& t, Fn&& fn) {
+  const int64_t group = s.heads_q / s.heads_kv;
+  for (int64_t b = 0; b < s.batch; ++b) {
+    for (int64_t h = 0; h < s.heads_q; ++h) {
+      const int64_t hk = h / group;
+      const HeadInputs in{head_view<ConstView>(t.q, b, h, s.seqlen_q, s.heads_q, s.head_dim),
+                          head_view<ConstView>(t.k, b, hk, s.seqlen_kv, s.heads_kv, s.head_dim),
+                          head_view<ConstView>(t.v, b, hk, s.seqlen_kv, s.heads_kv, s.head_dim_v)};
+      fn(b, h, hk, in);
+    }
+  }
+}
+
 // Scores of one (batch, head) with the mask applied, as the forward defines them.
 void scores(const AttentionShape& s, const ConstView& q, const ConstView& k, float scale, RowMatrix& p) {
   p.noalias() = scale * (q * k.transpose());
@@ -62,32 +82,25 @@ void naive_forward(const AttentionShape& s, NaiveTensors& t) {
   ensure_size(t.out, s.batch * s.seqlen_q * s.heads_q * s.head_dim_v);
   ensure_size(t.lse, s.batch * s.heads_q * s.seqlen_q);
   RowMatrix p(s.seqlen_q, s.seqlen_kv);
-  const int64_t group = s.heads_q / s.heads_kv;
-  for (int64_t b = 0; b < s.batch; ++b) {
-    for (int64_t h = 0; h < s.heads_q; ++h) {
-      const int64_t hk = h / group;
-      auto q = head_view<ConstView>(t.q, b, h, s.seqlen_q, s.heads_q, s.head_dim);
-      auto k = head_view<ConstView>(t.k, b, hk, s.seqlen_kv, s.heads_kv, s.head_dim);
-      auto v = head_view<ConstView>(t.v, b, hk, s.seqlen_kv, s.heads_kv, s.head_dim_v);
-      auto o = head_view<View>(t.out.data(), b, h, s.seqlen_q, s.heads_q, s.head_dim_v);
-      float* lse = t.lse.data() + (b * s.heads_q + h) * s.seqlen_q;
-      scores(s, q, k, scale, p);
+  for_each_head(s, t, [&](int64_t b, int64_t h, int64_t, const HeadInputs& in) {
+    auto o = head_view<View>(t.out.data(), b, h, s.seqlen_q, s.heads_q, s.head_dim_v);
+    float* lse = t.lse.data() + (b * s.heads_q + h) * s.seqlen_q;
+    scores(s, in.q, in.k, scale, p);
 #pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < s.seqlen_q; ++i) {
-        const float m = p.row(i).maxCoeff();
-        if (m == -std::numeric_limits<float>::infinity()) {  // fully masked row: zero output, lse -inf
-          p.row(i).setZero();
-          lse[i] = m;
-          continue;
-        }
-        p.row(i) = (p.row(i).array() - m).exp();
-        const float l = p.row(i).sum();
-        p.row(i) /= l;
-        lse[i] = m + std::log(l);
+    for (int64_t i = 0; i < s.seqlen_q; ++i) {
+      const float m = p.row(i).maxCoeff();
+      if (m == -std::numeric_limits<float>::infinity()) {  // fully masked row: zero output, lse -inf
+        p.row(i).setZero();
+        lse[i] = m;
+        continue;
       }
-      o.noalias() = p * v;
+      p.row(i) = (p.row(i).array() - m).exp();
+      const float l = p.row(i).sum();
+      p.row(i) /= l;
+      lse[i] = m + std::log(l);
     }
-  }
+    o.noalias() = p * in.v;
+  });
 }
 
 void naive_backward(const AttentionShape& s, NaiveTensors& t) {
@@ -99,37 +112,30 @@ void naive_backward(const AttentionShape& s, NaiveTensors& t) {
   std::fill(t.dk.begin(), t.dk.end(), 0.0f);
   std::fill(t.dv.begin(), t.dv.end(), 0.0f);
   RowMatrix p(s.seqlen_q, s.seqlen_kv), dp(s.seqlen_q, s.seqlen_kv);
-  const int64_t group = s.heads_q / s.heads_kv;
-  for (int64_t b = 0; b < s.batch; ++b) {
-    for (int64_t h = 0; h < s.heads_q; ++h) {
-      const int64_t hk = h / group;
-      auto q = head_view<ConstView>(t.q, b, h, s.seqlen_q, s.heads_q, s.head_dim);
-      auto k = head_view<ConstView>(t.k, b, hk, s.seqlen_kv, s.heads_kv, s.head_dim);
-      auto v = head_view<ConstView>(t.v, b, hk, s.seqlen_kv, s.heads_kv, s.head_dim_v);
-      auto o = head_view<ConstView>(t.out.data(), b, h, s.seqlen_q, s.heads_q, s.head_dim_v);
-      auto d_o = head_view<ConstView>(t.dout, b, h, s.seqlen_q, s.heads_q, s.head_dim_v);
-      auto dq = head_view<View>(t.dq.data(), b, h, s.seqlen_q, s.heads_q, s.head_dim);
-      auto dk = head_view<View>(t.dk.data(), b, hk, s.seqlen_kv, s.heads_kv, s.head_dim);
-      auto dv = head_view<View>(t.dv.data(), b, hk, s.seqlen_kv, s.heads_kv, s.head_dim_v);
-      const float* lse = t.lse.data() + (b * s.heads_q + h) * s.seqlen_q;
-      scores(s, q, k, scale, p);
-      dp.noalias() = d_o * v.transpose();
+  for_each_head(s, t, [&](int64_t b, int64_t h, int64_t hk, const HeadInputs& in) {
+    auto o = head_view<ConstView>(t.out.data(), b, h, s.seqlen_q, s.heads_q, s.head_dim_v);
+    auto d_o = head_view<ConstView>(t.dout, b, h, s.seqlen_q, s.heads_q, s.head_dim_v);
+    auto dq = head_view<View>(t.dq.data(), b, h, s.seqlen_q, s.heads_q, s.head_dim);
+    auto dk = head_view<View>(t.dk.data(), b, hk, s.seqlen_kv, s.heads_kv, s.head_dim);
+    auto dv = head_view<View>(t.dv.data(), b, hk, s.seqlen_kv, s.heads_kv, s.head_dim_v);
+    const float* lse = t.lse.data() + (b * s.heads_q + h) * s.seqlen_q;
+    scores(s, in.q, in.k, scale, p);
+    dp.noalias() = d_o * in.v.transpose();
 #pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < s.seqlen_q; ++i) {
-        if (lse[i] == -std::numeric_limits<float>::infinity()) {  // fully masked row: no gradient
-          p.row(i).setZero();
-          dp.row(i).setZero();
-          continue;
-        }
-        p.row(i) = (p.row(i).array() - lse[i]).exp();
-        const float di = d_o.row(i).dot(o.row(i));
-        dp.row(i) = p.row(i).array() * (dp.row(i).array() - di);  // dS, in place of dP
+    for (int64_t i = 0; i < s.seqlen_q; ++i) {
+      if (lse[i] == -std::numeric_limits<float>::infinity()) {  // fully masked row: no gradient
+        p.row(i).setZero();
+        dp.row(i).setZero();
+        continue;
       }
-      dv.noalias() += p.transpose() * d_o;
-      dq.noalias() = scale * (dp * k);
-      dk.noalias() += scale * (dp.transpose() * q);
+      p.row(i) = (p.row(i).array() - lse[i]).exp();
+      const float di = d_o.row(i).dot(o.row(i));
+      dp.row(i) = p.row(i).array() * (dp.row(i).array() - di);  // dS, in place of dP
     }
-  }
+    dv.noalias() += p.transpose() * d_o;
+    dq.noalias() = scale * (dp * in.k);
+    dk.noalias() += scale * (dp.transpose() * in.q);
+  });
 }
 
 }  // namespace flashport::bench
