@@ -14,7 +14,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -31,13 +30,13 @@ using VecMap = Eigen::Map<Eigen::VectorXf, Eigen::Aligned64>;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Block sizes (rows of Q x rows of K/V per block GEMM), measured on Zen 4 at head_dim 128 (docs/perf/cpu.md).
-// Forward: 256 query rows amortise each K/V block's packing over twice the work of 128 (84% -> 88% of the GEMM
-// rate); the blocks (Q, O 128 KiB each, S 128 KiB at D 128) still sit in a 1 MiB L2. Backward: block sizes between
-// 128 and 256 measured the same; 128 keeps the three score-sized blocks small and gives more parallel tasks.
-// FPQ/FPK environment overrides exist only for tuning experiments (read once).
-inline const int64_t kFwdBlockQ = std::getenv("FPQ") ? std::atoi(std::getenv("FPQ")) : 256;
-inline const int64_t kFwdBlockK = std::getenv("FPK") ? std::atoi(std::getenv("FPK")) : 128;
+// Block sizes (rows of Q x rows of K/V per block GEMM), measured on Zen 4 at head_dim 64 and 128
+// (docs/perf/cpu.md). Forward: 256 query rows amortise the packing of each K/V block over twice the work of 128
+// (0.80 -> 0.87 of the GEMM rate); 128 to 512 x 128 to 256 measured within noise of each other. The blocks (Q, O,
+// S of 128 KiB each at D 128) stay inside a 1 MiB L2. Backward: 128 and 256 measured the same; 128 keeps the three
+// score-sized blocks small and gives more parallel tasks.
+constexpr int64_t kFwdBlockQ = 256;
+constexpr int64_t kFwdBlockK = 128;
 constexpr int64_t kBwdBlockQ = 128;
 constexpr int64_t kBwdBlockK = 128;
 
