@@ -21,14 +21,7 @@ namespace {
 // Small problems where every option that changes the gradient is on in some combination.
 std::vector<fc::Case> small_gradient_cases() {
   std::vector<fc::Case> cases;
-  fc::Case c;
-  c.batch = 1;
-  c.seqlen_q = 5;
-  c.seqlen_kv = 6;
-  c.heads_q = 2;
-  c.heads_kv = 1;
-  c.head_dim_qk = 3;
-  c.head_dim_v = 4;
+  fc::Case c = fc::Case::of_shape(1, 5, 6, 2, 1, 3, 4);
   c.seed = 11;
   cases.push_back(c);  // plain, GQA, Sq < Skv, Dv != Dqk
   c.causal = true;
@@ -126,17 +119,10 @@ TEST_CASE("cpu backward with deterministic=1 is bitwise identical across runs an
   auto memory = host_memory();
   ThreadCountGuard guard;
   for (flashport_dtype dtype : {FLASHPORT_DTYPE_F32, FLASHPORT_DTYPE_BF16}) {
-    fc::Case c;
     // batch·heads_kv = 3: with 1 thread the CPU backward takes its single-pass schedule (3 tasks fill 1 thread),
     // with 2 threads its two-pass one (3 tasks fill 2 threads to 75%), so this also proves the two schedules give
-    // the same bits.
-    c.batch = 3;
-    c.seqlen_q = 300;  // three query blocks and three key blocks of the CPU backend
-    c.seqlen_kv = 260;
-    c.heads_q = 4;
-    c.heads_kv = 1;
-    c.head_dim_qk = 64;
-    c.head_dim_v = 32;
+    // the same bits. 300 x 260: three query blocks and three key blocks of the CPU backward.
+    fc::Case c = fc::Case::of_shape(3, 300, 260, 4, 1, 64, 32);
     c.causal = true;
     c.dtype = dtype;
     c.deterministic = true;
@@ -162,13 +148,7 @@ TEST_CASE("cpu backend: fully masked rows give out 0, lse -inf, zero gradients a
   auto memory = host_memory();
   for (flashport_dtype dtype : {FLASHPORT_DTYPE_F32, FLASHPORT_DTYPE_F16}) {
     for (int variant = 0; variant < 2; ++variant) {
-      fc::Case c;
-      c.seqlen_q = 150;  // more than one query block
-      c.seqlen_kv = 40;
-      c.heads_q = 2;
-      c.heads_kv = 1;
-      c.head_dim_qk = 32;
-      c.head_dim_v = 32;
+      fc::Case c = fc::Case::of_shape(1, 150, 40, 2, 1, 32, 32);  // 150 rows: more than one query block
       c.dtype = dtype;
       c.seed = 31 + variant;
       if (variant == 0) {

@@ -5,6 +5,19 @@
 
 namespace flashport::conformance {
 
+Case Case::of_shape(int64_t batch, int64_t seqlen_q, int64_t seqlen_kv, int64_t heads_q, int64_t heads_kv,
+                    int64_t head_dim_qk, int64_t head_dim_v) {
+  Case c;
+  c.batch = batch;
+  c.seqlen_q = seqlen_q;
+  c.seqlen_kv = seqlen_kv;
+  c.heads_q = heads_q;
+  c.heads_kv = heads_kv;
+  c.head_dim_qk = head_dim_qk;
+  c.head_dim_v = head_dim_v;
+  return c;
+}
+
 double Case::resolved_scale() const {
   return softmax_scale != 0.0f ? static_cast<double>(softmax_scale) : 1.0 / std::sqrt(static_cast<double>(head_dim_qk));
 }
@@ -84,14 +97,7 @@ std::vector<Case> conformance_cases() {
   int n = 0;
   for (const Shape& s : shapes) {
     for (const Options& o : options) {
-      Case c;
-      c.batch = s.batch;
-      c.seqlen_q = s.sq;
-      c.seqlen_kv = s.skv;
-      c.heads_q = s.hq;
-      c.heads_kv = s.hkv;
-      c.head_dim_qk = s.dqk;
-      c.head_dim_v = s.dv;
+      Case c = Case::of_shape(s.batch, s.sq, s.skv, s.hq, s.hkv, s.dqk, s.dv);
       c.causal = o.causal;
       c.alignment = o.alignment;
       c.window_left = o.left;

@@ -38,6 +38,10 @@ struct Case {
   bool deterministic = false;  // backward flag
   uint64_t seed = 1;
 
+  // A case of this shape with every option at its default.
+  static Case of_shape(int64_t batch, int64_t seqlen_q, int64_t seqlen_kv, int64_t heads_q, int64_t heads_kv,
+                       int64_t head_dim_qk, int64_t head_dim_v);
+
   // The scale the API resolves: softmax_scale, or 1/sqrt(head_dim_qk) when it is 0.
   double resolved_scale() const;
   // Whether query row i may see key j under the public contract (causal, alignment, window).
