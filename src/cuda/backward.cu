@@ -2,11 +2,15 @@
 //   bwd_preprocess (D, lse*log2 e, zeroed dQ accumulator) -> bwd_main (dK, dV, dQ accumulation) -> bwd_convert (dq).
 // Selection, workspace sizing and launching all go through select_backward(), so they cannot disagree.
 //
-// Workspace layout (each region starts 256-byte aligned; R = batch * heads_q * seqlen_q rows, [b][h][i] order):
+// Workspace layout (each region starts 256-byte aligned; R = batch * heads_q * seqlen_q_pad rows, [b][h][i] order,
+// seqlen_q_pad = seqlen_q rounded up to the main kernel's 64-row query blocks):
 //   dsum      float[R]                          D_i = rowsum(dO_i * O_i)
 //   lse_log2  float[R]                          lse_i * log2(e) (+inf for lse = -inf)
-//   dq_accum  float[R * head_dim_qk]            fp32 dQ accumulator (unscaled)
-//   dq_sem    int32[batch * heads_q * m_blocks] deterministic mode only: per query block, key blocks added so far
+//   dq_accum  float[R * head_dim_qk]            fp32 dQ accumulator (unscaled); 16-bit dtypes only
+//   dq_sem    int32[batch * heads_q * m_blocks] deterministic mode of 16-bit dtypes only: per query block, key
+//                                               blocks added so far
+// The fp32 path (kernels/bwd_f32.cuh) writes dq directly and is deterministic by construction: it needs only the
+// first two regions.
 // Size = end of the last region (no tail padding), so workspace_size() is exact.
 #include <cuda_runtime.h>
 
@@ -14,6 +18,7 @@
 #include <cstdio>
 
 #include "backward.h"
+#include "kernels/bwd_f32.cuh"
 #include "kernels/bwd_launch.cuh"
 #include "kernels/bwd_rows.cuh"
 
@@ -44,8 +49,9 @@ using RowFn = cudaError_t (*)(const BwdParams&, cudaStream_t);
 struct Selection {
   MainFn main = nullptr;
   RowFn preprocess = nullptr;
-  RowFn convert = nullptr;
+  RowFn convert = nullptr;  // nullptr: main writes dq itself (fp32 path)
   int block_m = 0, block_n = 0;
+  bool accumulates = true;  // dQ goes through the fp32 workspace accumulator (and, deterministic, its counters)
 };
 
 template <class T, int kDqk, int kDv> Selection pick() {
@@ -96,9 +102,15 @@ Selection select_backward(const flashport_problem* p, char* why, size_t why_len)
   switch (p->dtype) {
     case FLASHPORT_DTYPE_F16: return select_16bit<fv::half_t>(p->head_dim_qk, p->head_dim_v);
     case FLASHPORT_DTYPE_BF16: return select_16bit<fv::bf16_t>(p->head_dim_qk, p->head_dim_v);
-    case FLASHPORT_DTYPE_F32:
-      say(why, why_len, "backward: fp32 inputs are not supported by the CUDA backend yet");
-      return {};
+    case FLASHPORT_DTYPE_F32: {
+      Selection s;
+      s.main = fk::launch_bwd_f32;
+      s.preprocess = fk::launch_bwd_preprocess<float>;
+      s.block_m = 64;  // only pads the workspace rows; the fp32 kernels work row by row
+      s.block_n = 64;
+      s.accumulates = false;
+      return s;
+    }
     default: say(why, why_len, "backward: dtype %d has no CUDA kernel", p->dtype); return {};
   }
 }
@@ -110,15 +122,15 @@ struct Layout {
   size_t dsum, lse_log2, dq_accum, dq_sem, total;
 };
 Layout layout(const flashport_problem* p, const Selection& s) {
-  const size_t rows = size_t(p->batch) * size_t(p->heads_q) * size_t(p->seqlen_q);
   const size_t m_blocks = size_t((p->seqlen_q + s.block_m - 1) / s.block_m);
+  const size_t rows = size_t(p->batch) * size_t(p->heads_q) * m_blocks * size_t(s.block_m);
   Layout l;
   l.dsum = 0;
   l.lse_log2 = align_up(l.dsum + rows * sizeof(float));
   l.dq_accum = align_up(l.lse_log2 + rows * sizeof(float));
-  size_t end = l.dq_accum + rows * size_t(p->head_dim_qk) * sizeof(float);
+  size_t end = l.dq_accum + (s.accumulates ? rows * size_t(p->head_dim_qk) * sizeof(float) : 0);
   l.dq_sem = 0;
-  if (p->deterministic) {
+  if (s.accumulates && p->deterministic) {
     l.dq_sem = align_up(end);
     end = l.dq_sem + size_t(p->batch) * size_t(p->heads_q) * m_blocks * sizeof(int32_t);
   }
@@ -167,11 +179,12 @@ BwdParams make_params(const flashport_problem* p, const Selection& s, char* ws, 
   b.window_right = p->window_right;
   b.dsum = reinterpret_cast<float*>(ws + l.dsum);
   b.lse_log2 = reinterpret_cast<float*>(ws + l.lse_log2);
-  b.dq_accum = reinterpret_cast<float*>(ws + l.dq_accum);
-  b.dq_sem = p->deterministic ? reinterpret_cast<int32_t*>(ws + l.dq_sem) : nullptr;
+  b.dq_accum = s.accumulates ? reinterpret_cast<float*>(ws + l.dq_accum) : nullptr;
+  b.dq_sem = s.accumulates && p->deterministic ? reinterpret_cast<int32_t*>(ws + l.dq_sem) : nullptr;
   b.deterministic = p->deterministic ? 1 : 0;
-  // 16-byte copies need every row start 16-byte aligned and whole 8-element chunks (16-bit dtypes).
-  bool vec = p->head_dim_qk % 8 == 0 && p->head_dim_v % 8 == 0;
+  // 16-byte copies need every row start 16-byte aligned and whole 8-element chunks (16-bit dtypes; the fp32 path
+  // reads elements).
+  bool vec = p->dtype != FLASHPORT_DTYPE_F32 && p->head_dim_qk % 8 == 0 && p->head_dim_v % 8 == 0;
   for (const flashport_operand* o : {&p->q, &p->k, &p->v, &p->dout}) {
     vec = vec && aligned(o->data, 16);
     for (int i = 0; i < 3; ++i) vec = vec && o->stride[i] % 8 == 0;
@@ -187,6 +200,7 @@ BwdParams make_params(const flashport_problem* p, const Selection& s, char* ws, 
   b.block_n = s.block_n;
   b.m_blocks = int32_t((p->seqlen_q + s.block_m - 1) / s.block_m);
   b.n_blocks = int32_t((p->seqlen_kv + s.block_n - 1) / s.block_n);
+  b.seqlen_q_pad = b.m_blocks * b.block_m;
   return b;
 }
 
@@ -195,7 +209,7 @@ BwdParams make_params(const flashport_problem* p, const Selection& s, char* ws, 
 namespace flashport::kernels {
 
 static int64_t bwd_row_blocks(const BwdParams& p) {
-  return (int64_t(p.batch) * p.heads_q * p.seqlen_q + kBwdRowsPerBlock - 1) / kBwdRowsPerBlock;
+  return (int64_t(p.batch) * p.heads_q * p.seqlen_q_pad + kBwdRowsPerBlock - 1) / kBwdRowsPerBlock;
 }
 
 template <class T> cudaError_t launch_bwd_preprocess(const BwdParams& p, cudaStream_t stream) {
@@ -210,17 +224,23 @@ template cudaError_t launch_bwd_preprocess<vendor::half_t>(const BwdParams&, cud
 template cudaError_t launch_bwd_preprocess<vendor::bf16_t>(const BwdParams&, cudaStream_t);
 template cudaError_t launch_bwd_convert<vendor::half_t>(const BwdParams&, cudaStream_t);
 template cudaError_t launch_bwd_convert<vendor::bf16_t>(const BwdParams&, cudaStream_t);
+template cudaError_t launch_bwd_preprocess<float>(const BwdParams&, cudaStream_t);
 
 }  // namespace flashport::kernels
 
 extern "C" int32_t flashport_cuda_backward_supports(const flashport_problem* p, char* why, size_t why_len) {
   const Selection s = select_backward(p, why, why_len);
   if (s.main == nullptr) return 0;
-  // Row kernels: one block per 4 rows in grid.x (2^31 - 1 blocks).
-  const int64_t rows = p->batch * p->heads_q * p->seqlen_q;
+  // Row kernels: one block per 4 (padded) rows in grid.x (2^31 - 1 blocks); deterministic main grid.y = key blocks.
+  const int64_t rows = p->batch * p->heads_q * (p->seqlen_q + s.block_m);
   if (rows / fk::kBwdRowsPerBlock >= 0x7fffffffLL) {
     say(why, why_len, "backward: batch * heads_q * seqlen_q = %lld rows exceeds the CUDA grid limit",
         (long long)rows);
+    return 0;
+  }
+  if (s.accumulates && p->deterministic && (p->seqlen_kv + s.block_n - 1) / s.block_n > 65535) {
+    say(why, why_len, "backward: deterministic mode supports up to 65535 key blocks (seqlen_kv %lld)",
+        (long long)p->seqlen_kv);
     return 0;
   }
   return 1;
@@ -264,7 +284,7 @@ extern "C" int32_t flashport_cuda_backward_run(const flashport_problem* p, char*
     status = cuda_failure(e, "preprocess kernel launch", err, err_len);
   } else if ((e = s.main(b, stream)) != cudaSuccess) {
     status = cuda_failure(e, "main kernel launch", err, err_len);
-  } else if ((e = s.convert(b, stream)) != cudaSuccess) {
+  } else if (s.convert != nullptr && (e = s.convert(b, stream)) != cudaSuccess) {
     status = cuda_failure(e, "dq conversion kernel launch", err, err_len);
   }
   if (owned) {

@@ -95,7 +95,7 @@ TEST_CASE("cuda backward: query-block ranges and deterministic order match brute
   CHECK(checked > 1000);
 }
 
-TEST_CASE("cuda backward: conformance of dq, dk, dv on every head dim and mask option") {
+TEST_CASE("cuda backward: conformance of dq, dk, dv on every head dim, dtype and mask option") {
   auto memory = cuda_memory();
   if (memory == nullptr) return;
   struct Shape {
@@ -123,21 +123,15 @@ TEST_CASE("cuda backward: conformance of dq, dk, dv on every head dim and mask o
   int n = 0, ran = 0;
   for (const Shape& s : shapes)
     for (const Opt& o : opts) {
-      fc::Case c;
-      c.batch = s.b;
-      c.seqlen_q = s.sq;
-      c.seqlen_kv = s.skv;
-      c.heads_q = s.hq;
-      c.heads_kv = s.hkv;
-      c.head_dim_qk = s.dqk;
-      c.head_dim_v = s.dv;
+      fc::Case c = fc::Case::of_shape(s.b, s.sq, s.skv, s.hq, s.hkv, s.dqk, s.dv);
       c.causal = o.causal;
       c.alignment = o.align;
       c.window_left = o.left;
       c.window_right = o.right;
       c.softcap = o.softcap;
-      c.dtype = n % 2 ? FLASHPORT_DTYPE_BF16 : FLASHPORT_DTYPE_F16;
-      c.layout = n % 3 == 2 ? fc::Layout::HeadsFirst : fc::Layout::Contiguous;
+      const flashport_dtype dtypes[] = {FLASHPORT_DTYPE_F16, FLASHPORT_DTYPE_BF16, FLASHPORT_DTYPE_F32};
+      c.dtype = dtypes[n % 3];
+      c.layout = (n / 3) % 3 == 2 ? fc::Layout::HeadsFirst : fc::Layout::Contiguous;
       c.deterministic = n % 4 == 3;
       c.seed = 1000 + n++;
       const fc::Result r = fc::run_case(c, "cuda", *memory, true);

@@ -33,17 +33,17 @@ template <class P, int kDqk, int kDv> struct BwdConfig : BwdShape<kDqk, kDv> {
   static constexpr int kThreads = kWarps * P::kWarpSize;
   static_assert(P::kM == 16 && P::kN == 16 && P::kK == 16, "the backward assumes 16x16x16 tile operations");
 
-  static constexpr int min_(int a, int b) { return a < b ? a : b; }
   // phase 1: S^T, dP^T (kBlockN x kBlockM)
-  static constexpr int kWN1 = min_(kWarps, kBlockN / 16), kWM1 = kWarps / kWN1;
+  static constexpr int kWN1 = Shape::kWN1, kWM1 = kWarps / kWN1;
   static constexpr int kTN1 = kBlockN / kWN1 / 16, kTM1 = kBlockM / kWM1 / 16;
   // phase 2: dV (kBlockN x kDv), dK (kBlockN x kDqk)
-  static constexpr int kWN2 = min_(kWarps, kBlockN / 16), kWD2 = kWarps / kWN2;
+  static constexpr int kWN2 = Shape::kWN2, kWD2 = kWarps / kWN2;
   static constexpr int kTN2 = kBlockN / kWN2 / 16, kTDv2 = kDv / kWD2 / 16, kTDk2 = kDqk / kWD2 / 16;
   // phase 3: dQ (kBlockM x kDqk)
-  static constexpr int kWM3 = min_(kWarps, kBlockM / 16), kWD3 = kWarps / kWM3;
+  static constexpr int kWM3 = Shape::kWM3, kWD3 = kWarps / kWM3;
   static constexpr int kTM3 = kBlockM / kWM3 / 16, kTD3 = kDqk / kWD3 / 16;
-  static_assert(kTM1 * kWM1 * 16 == kBlockM && kTDv2 * kWD2 * 16 == kDv && kTDk2 * kWD2 * 16 == kDqk &&
+  static_assert(kTN1 * kWN1 * 16 == kBlockN && kTM1 * kWM1 * 16 == kBlockM && kTN2 * kWN2 * 16 == kBlockN &&
+                    kTDv2 * kWD2 * 16 == kDv && kTDk2 * kWD2 * 16 == kDqk && kTM3 * kWM3 * 16 == kBlockM &&
                     kTD3 * kWD3 * 16 == kDqk,
                 "warp layout does not tile the block");
 
@@ -64,6 +64,22 @@ template <class Tile, class T> FLASHPORT_DEVICE void store_pair(T* smem, int row
 }
 template <class Tile, class T> FLASHPORT_DEVICE void store_one(T* smem, int row, int col, float x) {
   smem[Tile::chunk_offset(row, col >> 3) + (col & 7)] = vendor::from_float<T>(x);
+}
+
+// Adds x0, x1 into the adjacent floats dst[0], dst[1] (dst 8-byte aligned when `pair`). Where the hardware has a
+// vector reduction (red.global.add.v2.f32) one instruction carries both: half the reduction requests, and whole
+// 32-byte sectors per quad of lanes instead of halves.
+FLASHPORT_DEVICE void atomic_add_pair(float* dst, float x0, float x1, bool pair) {
+#if defined(FLASHPORT_HAS_VECTOR_ATOMIC_ADD)
+  if (pair) {
+    atomicAdd(reinterpret_cast<float2*>(dst), make_float2(x0, x1));
+    return;
+  }
+#else
+  (void)pair;
+#endif
+  atomicAdd(dst, x0);
+  atomicAdd(dst + 1, x1);
 }
 
 // Write a warp's rows x cols accumulator tiles (scaled) to global rows row0.. of a [seq, D] slice.
@@ -91,7 +107,8 @@ FLASHPORT_DEVICE void store_acc(T* g, int64_t row_stride, const typename P::Acc 
 }
 
 template <class T, int kDqk, int kDv, class P = TileMmaDefault<T>>
-__global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, 1) bwd_main_kernel(const BwdParams p) {
+__global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P, kDqk, kDv>::kMinBlocks)
+    bwd_main_kernel(const BwdParams p) {
 #if defined(FLASHPORT_HAS_TILE_MMA)
   using Cfg = BwdConfig<P, kDqk, kDv>;
   using KTile = typename Cfg::KTile;
@@ -114,9 +131,19 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, 1) bwd_main
   float* sLse = reinterpret_cast<float*>(sdS + STile::kElems);
   float* sDsum = sLse + kBlockM;
 
-  const int n_block = vendor::block_id_x();
-  const int hk = vendor::block_id_y();
-  const int b = vendor::block_id_z();
+  // Grid order (launch_bwd_main): key blocks fastest, so blocks of one head run together and share its Q / dO in
+  // L2; deterministic mode puts (batch, kv head) fastest instead, so that blocks running at the same time are
+  // mostly of different heads and do not queue behind each other's dQ turns.
+  int n_block, hk, b;
+  if (p.deterministic) {
+    n_block = vendor::block_id_y();
+    hk = vendor::block_id_x() % p.heads_kv;
+    b = vendor::block_id_x() / p.heads_kv;
+  } else {
+    n_block = vendor::block_id_x();
+    hk = vendor::block_id_y();
+    b = vendor::block_id_z();
+  }
   const int n0 = n_block * kBlockN;
   const int keys = min(kBlockN, p.seqlen_kv - n0);
   const int tid = vendor::thread_id();
@@ -142,6 +169,14 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, 1) bwd_main
         static_cast<const T*>(p.dout) + b * p.dout_stride[0] + int64_t(m0) * p.dout_stride[1] + h * p.dout_stride[2];
     load_tile<QTile, kThreads>(sQ, q, p.q_stride[1], rows, p.head_dim_qk, p.vec_loads);
     load_tile<OTile, kThreads>(sdO, d, p.dout_stride[1], rows, p.head_dim_v, p.vec_loads);
+    // lse * log2 e and D of the block's rows: whole 16-byte chunks of the padded workspace rows.
+    const int64_t row0 = (int64_t(b) * p.heads_q + h) * p.seqlen_q_pad + m0;
+    constexpr int kChunks = kBlockM / 4;
+    for (int c = tid; c < 2 * kChunks; c += kThreads) {
+      const bool lse = c < kChunks;
+      const int off = (lse ? c : c - kChunks) * 4;
+      vendor::copy16_async((lse ? sLse : sDsum) + off, (lse ? p.lse_log2 : p.dsum) + row0 + off, true);
+    }
   };
 
   load_tile<KTile, kThreads>(sK, k, p.k_stride[1], keys, p.head_dim_qk, p.vec_loads);
@@ -170,15 +205,10 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, 1) bwd_main
     const int h = item_head(it);
     const int m_block = item_block(it);
     const int m0 = m_block * kBlockM;
-    const int64_t row_base = (int64_t(b) * p.heads_q + h) * p.seqlen_q;  // workspace row of query 0 of head h
+    const int64_t row_base = (int64_t(b) * p.heads_q + h) * p.seqlen_q_pad;  // workspace row of query 0, head h
 
-    // (A) Q / dO of this item have landed; lse and D of its rows go to shared memory next to them.
+    // (A) Q, dO, lse and D of this item have landed.
     vendor::copy_wait<0>();
-    for (int r = tid; r < kBlockM; r += kThreads) {
-      const bool ok = m0 + r < p.seqlen_q;
-      sLse[r] = ok ? p.lse_log2[row_base + m0 + r] : INFINITY;  // +inf: P = 0 for rows past the end
-      sDsum[r] = ok ? p.dsum[row_base + m0 + r] : 0.f;
-    }
     vendor::block_sync();
 
     // Phase 1: S^T and dP^T for this warp's keys x queries.
@@ -310,7 +340,7 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, 1) bwd_main
       if (p.deterministic) {
         // Key blocks add into a query block's dQ one after another, in increasing order: wait until the
         // n_block - first_n_block(m) lower key blocks that meet this query block have added theirs. They were
-        // issued before this block (lower blockIdx.x) and never wait on it, so the wait always ends.
+        // issued before this block (lower linear block index) and never wait on it, so the wait always ends.
         sem = p.dq_sem + (int64_t(b) * p.heads_q + h) * p.m_blocks + m_block;
         const int32_t expected = n_block - first_n_block(p, m_block);
         if (tid == 0) {
@@ -323,15 +353,22 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, 1) bwd_main
         vendor::block_sync();
       }
       float* acc_rows = p.dq_accum + (row_base + m0) * p.head_dim_qk;
+      const bool even_rows = p.head_dim_qk % 2 == 0;  // pairs (e, e + 1) start at even columns: 8-byte aligned
 #pragma unroll
       for (int i = 0; i < Cfg::kTM3; ++i)
 #pragma unroll
         for (int j = 0; j < Cfg::kTD3; ++j)
 #pragma unroll
-          for (int e = 0; e < P::kAccElems; ++e) {
+          for (int e = 0; e < P::kAccElems; e += 2) {
             const int m = mw + i * 16 + P::acc_row(e);
             const int c = dw + j * 16 + P::acc_col(e);
-            if (m0 + m < p.seqlen_q && c < p.head_dim_qk) atomicAdd(acc_rows + int64_t(m) * p.head_dim_qk + c, dq[i][j].v[e]);
+            // Rows past seqlen_q are padding rows of the accumulator (never read): no row test needed.
+            float* dst = acc_rows + int64_t(m) * p.head_dim_qk + c;
+            if (c + 1 < p.head_dim_qk) {
+              atomic_add_pair(dst, dq[i][j].v[e], dq[i][j].v[e + 1], even_rows);
+            } else if (c < p.head_dim_qk) {
+              atomicAdd(dst, dq[i][j].v[e]);
+            }
           }
       if (p.deterministic) {
         __threadfence();  // this thread's additions are visible device-wide before the count says so
@@ -362,9 +399,9 @@ template <class T, int kDqk, int kDv> cudaError_t launch_bwd_main(const BwdParam
   // Above 48 KB a kernel must opt in to its dynamic shared memory; per-device state, so set on every launch.
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
-  // Key blocks fastest: the deterministic mode's waits (key block n on n - 1 of the same head) only ever point
-  // at blocks issued earlier.
-  const dim3 grid(p.n_blocks, p.heads_kv, p.batch);
+  // Either order issues key block n - 1 of a head before key block n, so the deterministic mode's waits only
+  // ever point at blocks issued earlier (see the kernel for why the orders differ).
+  const dim3 grid = p.deterministic ? dim3(p.batch * p.heads_kv, p.n_blocks) : dim3(p.n_blocks, p.heads_kv, p.batch);
   kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
 }

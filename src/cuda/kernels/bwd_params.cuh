@@ -5,8 +5,10 @@
 
 #include <stdint.h>
 
+// Host and device (the host side sizes the workspace and tests these rules); plain `inline` because HIP's
+// header-less device passes (-nogpulib) have no __forceinline__.
 #if defined(__CUDACC__) || defined(__HIPCC__) || defined(__HIP__)
-#  define FLASHPORT_HD __host__ __device__ __forceinline__
+#  define FLASHPORT_HD __host__ __device__ inline
 #else
 #  define FLASHPORT_HD inline
 #endif
@@ -39,7 +41,9 @@ struct BwdParams {
   // (window_left < 0 || j >= i + mask_offset - window_left) && (window_right < 0 || j <= i + mask_offset + window_right)
   int64_t mask_offset, window_left, window_right;
 
-  // Workspace regions (see backward.cu for the layout). Row index r = (b * heads_q + h) * seqlen_q + i.
+  // Workspace regions (see backward.cu for the layout). Row index r = (b * heads_q + h) * seqlen_q_pad + i: rows
+  // are padded to whole query blocks, so the main kernel copies lse/D of a block as aligned 16-byte chunks and adds
+  // dQ rows without a bounds test (padding rows hold lse +inf, D 0, and a dQ accumulator nobody reads).
   float* dsum;      // [r]  D_i = rowsum(dO_i * O_i), fp32
   float* lse_log2;  // [r]  lse_i * log2(e); +inf for fully masked rows (lse = -inf) so that P = exp2(.. - inf) = 0
   float* dq_accum;  // [r][head_dim_qk]  sum_j dS_ij k_j, unscaled; converted (times scale) into dq at the end
@@ -51,6 +55,7 @@ struct BwdParams {
 
   int32_t block_m, block_n;  // tile sizes of the main kernel instance that runs
   int32_t m_blocks, n_blocks;
+  int32_t seqlen_q_pad;      // m_blocks * block_m
 };
 
 FLASHPORT_HD int64_t floor_div(int64_t a, int64_t b) {  // b > 0

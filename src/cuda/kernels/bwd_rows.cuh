@@ -24,14 +24,14 @@ FLASHPORT_DEVICE float row_group_sum(float x) {
   return x;
 }
 
-// Row r = (b * heads_q + h) * seqlen_q + i of the [batch, heads_q, seqlen_q] workspace order.
+// Row r = (b * heads_q + h) * seqlen_q_pad + i of the [batch, heads_q, seqlen_q_pad] workspace order.
 struct BwdRow {
   int32_t b, h, i;
 };
 FLASHPORT_DEVICE BwdRow bwd_row(const BwdParams& p, int64_t r) {
   BwdRow row;
-  row.i = int32_t(r % p.seqlen_q);
-  const int64_t bh = r / p.seqlen_q;
+  row.i = int32_t(r % p.seqlen_q_pad);
+  const int64_t bh = r / p.seqlen_q_pad;
   row.h = int32_t(bh % p.heads_q);
   row.b = int32_t(bh / p.heads_q);
   return row;
@@ -41,9 +41,20 @@ template <typename T>
 __global__ void __launch_bounds__(kBwdRowThreads) bwd_preprocess_kernel(const BwdParams p) {
   const int lane = vendor::thread_id() % kBwdRowLanes;
   const int64_t r = int64_t(vendor::block_id_x()) * kBwdRowsPerBlock + vendor::thread_id() / kBwdRowLanes;
-  const int64_t rows = int64_t(p.batch) * p.heads_q * p.seqlen_q;
+  const int64_t rows = int64_t(p.batch) * p.heads_q * p.seqlen_q_pad;
   if (r >= rows) return;
   const BwdRow row = bwd_row(p, r);
+  if (p.dq_accum != nullptr) {  // the fp32 path writes dq directly and has no accumulator
+    float* acc = p.dq_accum + r * p.head_dim_qk;
+    for (int c = lane; c < p.head_dim_qk; c += kBwdRowLanes) acc[c] = 0.f;
+  }
+  if (row.i >= p.seqlen_q) {  // padding row: P = 0 there
+    if (lane == 0) {
+      p.dsum[r] = 0.f;
+      p.lse_log2[r] = INFINITY;
+    }
+    return;
+  }
 
   const T* o = static_cast<const T*>(p.out) + row.b * p.out_stride[0] + row.i * p.out_stride[1] +
                row.h * p.out_stride[2];
@@ -52,15 +63,12 @@ __global__ void __launch_bounds__(kBwdRowThreads) bwd_preprocess_kernel(const Bw
   float sum = 0.f;
   for (int c = lane; c < p.head_dim_v; c += kBwdRowLanes) sum += vendor::to_float(o[c]) * vendor::to_float(d[c]);
   sum = row_group_sum(sum);
-
-  float* acc = p.dq_accum + r * p.head_dim_qk;
-  for (int c = lane; c < p.head_dim_qk; c += kBwdRowLanes) acc[c] = 0.f;
   if (lane == 0) {
     p.dsum[r] = sum;
     const float lse = p.lse[row.b * p.lse_stride[0] + row.h * p.lse_stride[1] + row.i * p.lse_stride[2]];
     // A fully masked row has lse = -inf and must give P = 0 (not exp(s + inf)): +inf makes exp2(x - inf) = 0.
     p.lse_log2[r] = lse == -INFINITY ? INFINITY : lse * kLog2e;
-    if (p.deterministic && row.i % p.block_m == 0)
+    if (p.dq_sem != nullptr && row.i % p.block_m == 0)
       p.dq_sem[(int64_t(row.b) * p.heads_q + row.h) * p.m_blocks + row.i / p.block_m] = 0;
   }
 }
@@ -69,9 +77,10 @@ template <typename T>
 __global__ void __launch_bounds__(kBwdRowThreads) bwd_convert_kernel(const BwdParams p) {
   const int lane = vendor::thread_id() % kBwdRowLanes;
   const int64_t r = int64_t(vendor::block_id_x()) * kBwdRowsPerBlock + vendor::thread_id() / kBwdRowLanes;
-  const int64_t rows = int64_t(p.batch) * p.heads_q * p.seqlen_q;
+  const int64_t rows = int64_t(p.batch) * p.heads_q * p.seqlen_q_pad;
   if (r >= rows) return;
   const BwdRow row = bwd_row(p, r);
+  if (row.i >= p.seqlen_q) return;
   const float* acc = p.dq_accum + r * p.head_dim_qk;
   T* dq = static_cast<T*>(p.dq) + row.b * p.dq_stride[0] + row.i * p.dq_stride[1] + row.h * p.dq_stride[2];
   for (int c = lane; c < p.head_dim_qk; c += kBwdRowLanes) dq[c] = vendor::from_float<T>(acc[c] * p.scale);
