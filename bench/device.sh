@@ -6,6 +6,7 @@
 #   bench/device.sh                      everything
 #   STEPS="build test bench" bench/device.sh   a subset of: build test sanitize ncu bench
 #   DIRECTION=both bench/device.sh       also time the backward (default fwd)
+#   CUDA_ARCHS=90 bench/device.sh        build one architecture only (halves the build; default "80;90")
 # Needs Eigen and doctest headers + CMake configs under .deps (carried with the working tree: see the device notes).
 set -o pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
 STEPS=${STEPS:-"build test sanitize ncu bench"}
 DIRECTION=${DIRECTION:-fwd}
+CUDA_ARCHS=${CUDA_ARCHS:-"80;90"}
 BUILD=build-device
 JOBS=$(nproc)
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -22,11 +24,11 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.g
 
 if has build; then
   start=$(date +%s)
-  cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHPORT_CUDA=ON -DFLASHPORT_CUDA_ARCHS="80;90" \
+  cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHPORT_CUDA=ON -DFLASHPORT_CUDA_ARCHS="$CUDA_ARCHS" \
     -DFLASHPORT_HIP=OFF -DCMAKE_PREFIX_PATH="$PWD/.deps" > "$OUT/configure.txt" 2>&1 &&
   ninja -C $BUILD -j"$JOBS" flashport flashport_cuda flashport_cuda_tests flashport-bench > "$OUT/build.txt" 2>&1
   rc=$?
-  echo "build: rc=$rc, $(( $(date +%s) - start )) s on $JOBS cores" | tee -a "$OUT/summary.txt"
+  echo "build: rc=$rc, $(( $(date +%s) - start )) s on $JOBS cores for archs $CUDA_ARCHS" | tee -a "$OUT/summary.txt"
   if [ $rc -ne 0 ]; then tail -40 "$OUT/configure.txt" "$OUT/build.txt"; exit 1; fi
   grep -E "spill|warning" "$OUT/build.txt" | sort | uniq -c | head -20
 fi
@@ -41,16 +43,6 @@ if has test; then
   [ $rc -eq 0 ] || status=1
 fi
 
-if has sanitize; then
-  for tool in memcheck racecheck; do
-    timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 $T --quick > "$OUT/sanitize_$tool.txt" 2>&1
-    rc=$?
-    echo "compute-sanitizer $tool: rc=$rc ($(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitize_$tool.txt" | tail -1))" |
-      tee -a "$OUT/summary.txt"
-    [ $rc -eq 0 ] || status=1
-  done
-fi
-
 if has ncu; then
   # One bf16 D=128 S=4096 non-causal forward: occupancy, tensor-pipe use, shared-memory bank conflicts.
   timeout 120 ncu --kernel-name regex:fwd_kernel --launch-count 1 --metrics \
@@ -59,7 +51,7 @@ sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,\
 sm__inst_executed_pipe_tensor_op_hmma.avg.pct_of_peak_sustained_active,\
 l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum,\
 l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,smsp__inst_executed_op_ldsm.sum,\
-l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,\
+l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ldsm.sum,\
 smsp__warp_issue_stalled_barrier_per_warp_active.pct,smsp__warp_issue_stalled_long_scoreboard_per_warp_active.pct,\
 smsp__warp_issue_stalled_short_scoreboard_per_warp_active.pct,smsp__warp_issue_stalled_mio_throttle_per_warp_active.pct,\
 smsp__warp_issue_stalled_math_pipe_throttle_per_warp_active.pct,smsp__issue_active.avg.pct_of_peak_sustained_active,\
@@ -85,5 +77,16 @@ for r in rows:
           f"  {g('peer_flash_tflops'):11.1f}  {g('peer_cudnn_tflops'):6.1f}  {g('ratio_flash'):7.2f}  {g('ratio_cudnn'):7.2f}")
 PY
 fi
+if has sanitize; then
+  for tool in memcheck racecheck; do
+    timeout 100 compute-sanitizer --tool $tool --error-exitcode 9 $T --quick > "$OUT/sanitize_$tool.txt" 2>&1
+    rc=$?
+    echo "compute-sanitizer $tool: rc=$rc ($(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitize_$tool.txt" | tail -1))" |
+      tee -a "$OUT/summary.txt"
+    [ $rc -eq 0 ] || status=1
+  done
+fi
+
 cat "$OUT/summary.txt"
+[ -f "$OUT/table.txt" ] && cat "$OUT/table.txt"
 exit $status

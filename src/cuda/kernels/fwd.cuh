@@ -1,8 +1,8 @@
 // The forward kernel (FlashAttention-2 schedule), written against the tile MMA interface (tile_mma.cuh) and the
 // vendor header only, so the HIP module compiles this same file with its own policy.
 //
-// One block = kWarps warps = kBlockM query rows of one (batch, head); each warp owns kM = 16 rows.
-//  - The Q tile goes global -> shared -> registers once; K and V tiles stream through kStages shared buffers with
+// One block = kWarps warps = kBlockM query rows of one (batch, head); each warp owns kMT tiles of kM = 16 rows.
+//  - The Q tile goes global -> shared (-> registers once, when small); K and V tiles stream through kStages shared buffers with
 //    asynchronous copies, one tile ahead per extra stage.
 //  - S = Q K^T and O += P V on the tile MMA; the online softmax keeps its running max/sum in registers.
 //  - Key tiles that no row of the block can see are never visited (causal/window), and only tiles straddling a
@@ -10,6 +10,8 @@
 //  - Blocks are issued longest-first (the last query block of a causal problem sees the most keys).
 #ifndef FLASHPORT_CUDA_KERNELS_FWD_CUH
 #define FLASHPORT_CUDA_KERNELS_FWD_CUH
+
+#include <type_traits>
 
 #include "kernels/common.cuh"
 #include "kernels/copy.cuh"
@@ -20,18 +22,32 @@
 
 namespace flashport::kernels {
 
-// Block shape per head dim. Per lane (sm80 policy, 16 rows per warp): Q fragments kDqk/4 registers, O accumulators
-// kDv/2, S accumulators kBlockN/2. kBlockN shrinks as D grows to stay under ~200 registers (D 256: 64 + 128 + 16)
-// with 8 warps; kBlockM = 128 rows per block keeps the K/V bytes read from L2 per FLOP low (each K/V tile serves
-// 128 rows). Shared memory: Q + kStages x (K + V) tiles = 96 KB at D 128, 128 KB at D 256 (< 227 KB on sm_90,
-// 163 KB on sm_80). Small head dims get a third stage: their tiles are cheap and their loop bodies short.
+// Block shape per head dim (the reasoning and the measurements: docs/perf/cuda-forward.md).
+//  - kMT m-tiles of kM = 16 rows per warp: every K/V fragment read from shared memory feeds kMT MMAs, so
+//    shared-memory traffic per FLOP falls by kMT. kMT = 2 while the O accumulators (kMT * kDv / 2 registers
+//    per lane with the sm80 policy) leave room; 1 for head dims above 128.
+//  - kBlockM = 128 rows per block so each K/V tile loaded from L2 serves 128 rows.
+//  - Q fragments stay in registers when small (kMT * kDqk / 4 <= 16 per lane), else they are re-read from shared
+//    memory at every k-step, which costs less than the spills that holding them would cause.
+//  - kBlockN shrinks as D grows so that S (kMT * kBlockN / 2 per lane) + O + Q fit in 255 registers.
+//  - Shared memory = Q + kStages x (K + V) tiles; kMinBlocks blocks per SM when it fits (decoupled barriers).
+// M-tiles per warp a policy wants at most: P::kFwdMTiles when it declares it (sm80: 2, its fragments are reused
+// across m-tiles), else 1 (an FMA policy gains nothing from reuse and 2 would double its unrolled code).
+template <class P, class = void> struct FwdMTiles { static constexpr int value = 1; };
+template <class P> struct FwdMTiles<P, std::void_t<decltype(P::kFwdMTiles)>> {
+  static constexpr int value = P::kFwdMTiles;
+};
+
 template <class P, int kDqk, int kDv> struct FwdConfig {
   static constexpr int kDmax = kDqk > kDv ? kDqk : kDv;
-  static constexpr int kWarps = 8;
+  static constexpr int kMT = kDmax <= 128 ? FwdMTiles<P>::value : 1;
+  static constexpr int kWarps = kMT == 2 ? 4 : 8;
   static constexpr int kThreads = kWarps * P::kWarpSize;
-  static constexpr int kBlockM = kWarps * P::kM;
-  static constexpr int kBlockN = kDmax <= 32 ? 128 : (kDmax <= 128 ? 64 : 32);
-  static constexpr int kStages = kDmax <= 64 ? 3 : 2;
+  static constexpr int kBlockM = kWarps * kMT * P::kM;
+  static constexpr int kBlockN = kDmax <= 64 ? 64 : (kDmax <= 128 ? 32 : (kDmax <= 192 ? 64 : 32));
+  static constexpr int kStages = kMT == 2 ? 3 : 2;
+  static constexpr bool kQInRegs = kMT * kDqk / 4 <= 16;
+  static constexpr int kMinBlocks = kMT == 2 ? 2 : 1;
   using QTile = SmemTile<kBlockM, kDqk>;
   using KTile = SmemTile<kBlockN, kDqk>;
   using VTile = SmemTile<kBlockN, kDv>;
@@ -39,16 +55,18 @@ template <class P, int kDqk, int kDv> struct FwdConfig {
 };
 
 template <class T, int kDqk, int kDv, class P = TileMmaDefault<T>>
-__global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, 1) fwd_kernel(const FwdParams p) {
+__global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, FwdConfig<P, kDqk, kDv>::kMinBlocks)
+    fwd_kernel(const FwdParams p) {
 #if defined(FLASHPORT_HAS_TILE_MMA)
   using Cfg = FwdConfig<P, kDqk, kDv>;
   using QTile = typename Cfg::QTile;
   using KTile = typename Cfg::KTile;
   using VTile = typename Cfg::VTile;
-  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kStages = Cfg::kStages;
-  constexpr int kNT = kBlockN / P::kN;  // score tiles per warp
-  constexpr int kOT = kDv / P::kN;      // output tiles per warp
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kStages = Cfg::kStages, kMT = Cfg::kMT;
+  constexpr int kNT = kBlockN / P::kN;  // score tiles per m-tile
+  constexpr int kOT = kDv / P::kN;      // output tiles per m-tile
   constexpr int kQK = kDqk / P::kK;     // k-steps of Q K^T
+  constexpr bool kQInRegs = Cfg::kQInRegs;
 
   extern __shared__ uint4 smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);
@@ -61,7 +79,7 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, 1) fwd_kern
   const int hk = h / p.heads_ratio;
   const int m0 = m_block * kBlockM;
   const int rows_q = min(kBlockM, p.seqlen_q - m0);
-  const int warp = vendor::warp_id();
+  const int warp_row = vendor::warp_id() * kMT * P::kM;  // first row of this warp inside the block
 
   const MaskRule mask{p.seqlen_kv, p.mask_offset, p.window_left, p.window_right};
   int64_t key_lo, key_hi;
@@ -93,20 +111,28 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, 1) fwd_kern
   vendor::copy_wait<kStages - 1>();
   vendor::block_sync();
 
-  typename P::FragA qf[kQK];
+  typename P::FragA qf[kQInRegs ? kMT : 1][kQInRegs ? kQK : 1];
+  if constexpr (kQInRegs) {
 #pragma unroll
-  for (int kk = 0; kk < kQK; ++kk) P::template load_a<QTile>(qf[kk], sQ, warp * P::kM, kk * P::kK);
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int kk = 0; kk < kQK; ++kk)
+        P::template load_a<QTile>(qf[mt][kk], sQ, warp_row + mt * P::kM, kk * P::kK);
+  }
 
-  typename P::Acc o[kOT];
+  typename P::Acc o[kMT][kOT];
+  OnlineSoftmax<P> softmax[kMT];
 #pragma unroll
-  for (int t = 0; t < kOT; ++t) P::zero(o[t]);
-  OnlineSoftmax<P> softmax;
-  softmax.init();
+  for (int mt = 0; mt < kMT; ++mt) {
+    softmax[mt].init();
+#pragma unroll
+    for (int t = 0; t < kOT; ++t) P::zero(o[mt][t]);
+  }
 
   const bool softcap = p.softcap > 0.f;
   const float cap_log2 = p.softcap * kLog2e;
   const float scale_over_cap = softcap ? p.scale / p.softcap : 0.f;
-  const int row_warp0 = m0 + warp * P::kM;
+  const int row0 = m0 + warp_row;  // absolute query row of this warp's first m-tile
 
   for (int n = n_begin; n < n_end; ++n) {
     const int i = n - n_begin;
@@ -120,84 +146,104 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, 1) fwd_kern
     const T* sKb = sK + (i % kStages) * KTile::kElems;
     const T* sVb = sV + (i % kStages) * VTile::kElems;
 
-    typename P::Acc s[kNT];
+    typename P::Acc s[kMT][kNT];
 #pragma unroll
-    for (int t = 0; t < kNT; ++t) P::zero(s[t]);
+    for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-    for (int kk = 0; kk < kQK; ++kk)
+      for (int t = 0; t < kNT; ++t) P::zero(s[mt][t]);
+#pragma unroll
+    for (int kk = 0; kk < kQK; ++kk) {
+      typename P::FragA qa[kMT];
+      if constexpr (!kQInRegs) {
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) P::template load_a<QTile>(qa[mt], sQ, warp_row + mt * P::kM, kk * P::kK);
+      }
 #pragma unroll
       for (int t = 0; t < kNT; ++t) {
         typename P::FragB kb;
         P::template load_b_nk<KTile>(kb, sKb, t * P::kN, kk * P::kK);
-        P::mma(s[t], qf[kk], kb);
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) {
+          if constexpr (kQInRegs) P::mma(s[mt][t], qf[mt][kk], kb);
+          else P::mma(s[mt][t], qa[mt], kb);
+        }
       }
+    }
 
+    // Without softcap the scale is folded into the softmax's exp2 argument (one FFMA per score).
     if (softcap) {
 #pragma unroll
-      for (int t = 0; t < kNT; ++t)
+      for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-        for (int e = 0; e < P::kAccElems; ++e) s[t].v[e] = cap_log2 * vendor::tanhf_(s[t].v[e] * scale_over_cap);
-    } else {
+        for (int t = 0; t < kNT; ++t)
 #pragma unroll
-      for (int t = 0; t < kNT; ++t)
-#pragma unroll
-        for (int e = 0; e < P::kAccElems; ++e) s[t].v[e] *= p.scale_log2;
+          for (int e = 0; e < P::kAccElems; ++e)
+            s[mt][t].v[e] = cap_log2 * vendor::tanhf_(s[mt][t].v[e] * scale_over_cap);
     }
 
     const int key0 = n * kBlockN;
     if (mask.partial(m0, m0 + kBlockM - 1, key0, key0 + kBlockN - 1)) {
 #pragma unroll
-      for (int t = 0; t < kNT; ++t)
+      for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-        for (int e = 0; e < P::kAccElems; ++e)
-          if (!mask.visible(row_warp0 + P::acc_row(e), key0 + t * P::kN + P::acc_col(e))) s[t].v[e] = -INFINITY;
+        for (int t = 0; t < kNT; ++t)
+#pragma unroll
+          for (int e = 0; e < P::kAccElems; ++e)
+            if (!mask.visible(row0 + mt * P::kM + P::acc_row(e), key0 + t * P::kN + P::acc_col(e)))
+              s[mt][t].v[e] = -INFINITY;
     }
 
-    softmax.step(s, o);
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt) softmax[mt].step(s[mt], o[mt], softcap ? 1.f : p.scale_log2);
 
 #pragma unroll
     for (int kk = 0; kk < kNT; ++kk) {
-      typename P::FragA pa;
-      P::acc_to_a(pa, s[kk]);
+      typename P::FragA pa[kMT];
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) P::acc_to_a(pa[mt], s[mt][kk]);
 #pragma unroll
       for (int t = 0; t < kOT; ++t) {
         typename P::FragB vb;
         P::template load_b_kn<VTile>(vb, sVb, kk * P::kK, t * P::kN);
-        P::mma(o[t], pa, vb);
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) P::mma(o[mt][t], pa[mt], vb);
       }
     }
   }
   vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
 
-  float inv[P::kRowSlots], lse[P::kRowSlots];
-  softmax.finish(inv, lse);
-
   T* out = static_cast<T*>(p.out) + b * p.out_stride[0] + h * p.out_stride[2];
+  float* lse_bh = p.lse != nullptr ? p.lse + b * p.lse_stride[0] + h * p.lse_stride[1] : nullptr;
 #pragma unroll
-  for (int t = 0; t < kOT; ++t)
+  for (int mt = 0; mt < kMT; ++mt) {
+    float inv[P::kRowSlots], lse[P::kRowSlots];
+    softmax[mt].finish(inv, lse);
+    const int rows = row0 + mt * P::kM;
 #pragma unroll
-    for (int e = 0; e < P::kAccElems; e += 2) {
-      // Elements e, e + 1 are adjacent columns of one row in every policy (pairs feed the 2-wide conversions).
-      const int row = row_warp0 + P::acc_row(e);
-      const int col = t * P::kN + P::acc_col(e);
-      if (row >= p.seqlen_q || col >= p.head_dim_v) continue;
-      const float x0 = o[t].v[e] * inv[P::acc_slot(e)];
-      const float x1 = o[t].v[e + 1] * inv[P::acc_slot(e)];
-      T* dst = out + int64_t(row) * p.out_stride[1] + col;
-      if (p.vec_stores && col + 1 < p.head_dim_v) {
-        *reinterpret_cast<uint32_t*>(dst) = vendor::pack2<T>(x0, x1);
-      } else {
-        dst[0] = vendor::from_float<T>(x0);
-        if (col + 1 < p.head_dim_v) dst[1] = vendor::from_float<T>(x1);
+    for (int t = 0; t < kOT; ++t)
+#pragma unroll
+      for (int e = 0; e < P::kAccElems; e += 2) {
+        // Elements e, e + 1 are adjacent columns of one row in every policy (pairs feed the 2-wide conversions).
+        const int row = rows + P::acc_row(e);
+        const int col = t * P::kN + P::acc_col(e);
+        if (row >= p.seqlen_q || col >= p.head_dim_v) continue;
+        const float x0 = o[mt][t].v[e] * inv[P::acc_slot(e)];
+        const float x1 = o[mt][t].v[e + 1] * inv[P::acc_slot(e)];
+        T* dst = out + int64_t(row) * p.out_stride[1] + col;
+        if (p.vec_stores && col + 1 < p.head_dim_v) {
+          *reinterpret_cast<uint32_t*>(dst) = vendor::pack2<T>(x0, x1);
+        } else {
+          dst[0] = vendor::from_float<T>(x0);
+          if (col + 1 < p.head_dim_v) dst[1] = vendor::from_float<T>(x1);
+        }
       }
-    }
-  if (p.lse != nullptr) {
-    // Every lane holding a row writes its (identical) lse; cheaper than electing one per row in a generic way.
-    float* lse_bh = p.lse + b * p.lse_stride[0] + h * p.lse_stride[1];
+    if (lse_bh != nullptr) {
+      // Every lane holding a row writes its (identical) lse; cheaper than electing one per row in a generic way.
 #pragma unroll
-    for (int slot = 0; slot < P::kRowSlots; ++slot) {
-      const int row = row_warp0 + P::slot_row(slot);
-      if (row < p.seqlen_q) lse_bh[int64_t(row) * p.lse_stride[2]] = lse[slot];
+      for (int slot = 0; slot < P::kRowSlots; ++slot) {
+        const int row = rows + P::slot_row(slot);
+        if (row < p.seqlen_q) lse_bh[int64_t(row) * p.lse_stride[2]] = lse[slot];
+      }
     }
   }
 #else

@@ -1,5 +1,6 @@
-// Online softmax over the score tiles of one warp (FlashAttention's running max and sum), in the exp2 domain: the
-// caller has already multiplied scores by scale*log2(e), so every exponential is one exp2.
+// Online softmax over the score tiles of one warp (FlashAttention's running max and sum), in the exp2 domain:
+// step() takes raw scores and the factor (scale*log2(e), or 1 when the caller has transformed them already) and
+// folds it into one FFMA per element in front of exp2.
 #ifndef FLASHPORT_CUDA_KERNELS_SOFTMAX_CUH
 #define FLASHPORT_CUDA_KERNELS_SOFTMAX_CUH
 
@@ -19,8 +20,10 @@ template <class P> struct OnlineSoftmax {
     }
   }
 
-  // Turn scores s[0..kNT) into probabilities in place and rescale the output accumulators o[0..kOT).
-  template <int kNT, int kOT> FLASHPORT_DEVICE void step(typename P::Acc (&s)[kNT], typename P::Acc (&o)[kOT]) {
+  // Turn scores s[0..kNT) into probabilities in place and rescale the output accumulators o[0..kOT). `factor`
+  // (> 0) converts a score into log2 units; masked scores are -inf.
+  template <int kNT, int kOT>
+  FLASHPORT_DEVICE void step(typename P::Acc (&s)[kNT], typename P::Acc (&o)[kOT], float factor) {
     float scale_old[P::kRowSlots], base[P::kRowSlots];
 #pragma unroll
     for (int slot = 0; slot < P::kRowSlots; ++slot) {
@@ -30,7 +33,7 @@ template <class P> struct OnlineSoftmax {
 #pragma unroll
         for (int e = 0; e < P::kAccElems; ++e)
           if (P::acc_slot(e) == slot) mx = fmaxf(mx, s[t].v[e]);
-      mx = P::row_max(mx);
+      mx = P::row_max(mx) * factor;  // factor > 0: the max commutes with the scaling
       const float m_new = fmaxf(row_max[slot], mx);
       // A row with no visible key so far keeps max -inf; subtracting 0 instead keeps exp2 at 0 instead of NaN.
       base[slot] = m_new == -INFINITY ? 0.f : m_new;
@@ -45,7 +48,7 @@ template <class P> struct OnlineSoftmax {
 #pragma unroll
       for (int e = 0; e < P::kAccElems; ++e) {
         const int slot = P::acc_slot(e);
-        const float p = vendor::exp2f_fast(s[t].v[e] - base[slot]);
+        const float p = vendor::exp2f_fast(fmaf(s[t].v[e], factor, -base[slot]));
         s[t].v[e] = p;
         sum[slot] += p;
       }

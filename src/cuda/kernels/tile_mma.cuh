@@ -22,6 +22,7 @@
 //   load_b_kn(b, smem, k, n)  B where the tile stores rows = K, contiguous = N (V for O = P*V)
 //   mma(acc, a, b)            acc += a * b
 //   acc_to_a(a, acc)          the kM x kN accumulator (probabilities) rounded to T as an A operand
+//   kFwdMTiles (optional)     m-tiles per warp the forward may use (default 1; sm80 sets 2: fragment reuse)
 // A policy header defines FLASHPORT_HAS_TILE_MMA in the device passes where it can run; kernels built for other
 // targets compile to a trap stub.
 // The smem argument of the loads is `const T*` to the start of a SmemTile<rows, cols>; the policy template takes

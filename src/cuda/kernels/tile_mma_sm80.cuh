@@ -22,6 +22,8 @@ template <class T> struct TileMmaSm80 {
   static constexpr int kM = 16, kN = 16, kK = 16;
   static constexpr int kAccElems = 8;
   static constexpr int kRowSlots = 2;
+  // Forward hint (fwd.cuh): two 16-row m-tiles per warp share every K/V fragment read from shared memory.
+  static constexpr int kFwdMTiles = 2;
 
   struct FragA { uint32_t r[4]; };
   struct FragB { uint32_t r[4]; };  // r[0..1]: columns 0-7, r[2..3]: columns 8-15
