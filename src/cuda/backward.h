@@ -26,9 +26,10 @@ int32_t flashport_cuda_backward_supports(const flashport_problem* p, char* why, 
  *  and backward.cu. 0 when p is not supported. */
 size_t flashport_cuda_backward_workspace_size(const flashport_problem* p);
 
-/** Run the backward of p on p->stream: preprocessing, main and dQ-conversion kernels. Uses p->workspace when it is
- *  not NULL (it must hold flashport_cuda_backward_workspace_size(p) bytes, 256-byte aligned), else allocates the
- *  workspace stream-ordered (cudaMallocAsync) and frees it stream-ordered within the call.
+/** Run the backward of p on p->stream, on the current device (module.cu makes p->device_id current first):
+ *  preprocessing, main and dQ-conversion kernels (fp32: preprocessing and the two fp32 kernels). Uses p->workspace
+ *  when it is not NULL (it must hold flashport_cuda_backward_workspace_size(p) bytes, 256-byte aligned), else
+ *  allocates the workspace stream-ordered (cudaMallocAsync) and frees it stream-ordered within the call.
  *  @return a flashport_status; err holds the message on failure. */
 int32_t flashport_cuda_backward_run(const flashport_problem* p, char* err, size_t err_len);
 

@@ -283,6 +283,10 @@ int32_t run_variant(const flashport_problem* p, char* err, size_t err_len, bool 
   }
   if (p->direction == FLASHPORT_DIRECTION_BACKWARD) {
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
+    // The backward allocates (cudaMallocAsync) and launches on the current device: make it p->device_id.
+    DeviceGuard guard;
+    const cudaError_t e = guard.enter(p->device_id);
+    if (e != cudaSuccess) return cuda_failure(e, "cudaSetDevice", err, err_len);
     return flashport_cuda_backward_run(p, err, err_len);
 #else
     say(err, err_len, "backward not built yet (this module was built without src/cuda/backward.cu)");
