@@ -47,8 +47,10 @@ template <int kWarp> __global__ void __launch_bounds__(kBwdF32Warps * kWarp) bwd
   const int hk = vendor::block_id_y();
   const int b = vendor::block_id_z();
   if (j >= p.seqlen_kv) return;
-  const float* kj = static_cast<const float*>(p.k) + b * p.k_stride[0] + int64_t(j) * p.k_stride[1] + hk * p.k_stride[2];
-  const float* vj = static_cast<const float*>(p.v) + b * p.v_stride[0] + int64_t(j) * p.v_stride[1] + hk * p.v_stride[2];
+  const float* kj =
+      static_cast<const float*>(p.k) + b * p.k_stride[0] + int64_t(j) * p.k_stride[1] + hk * p.k_stride[2];
+  const float* vj =
+      static_cast<const float*>(p.v) + b * p.v_stride[0] + int64_t(j) * p.v_stride[1] + hk * p.v_stride[2];
   float kr[kPer], vr[kPer], dk[kPer], dv[kPer];
 #pragma unroll
   for (int e = 0; e < kPer; ++e) {

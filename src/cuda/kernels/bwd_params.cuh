@@ -38,7 +38,8 @@ struct BwdParams {
   float softcap_inv;  // 1 / softcap (0 when off)
 
   // Mask (causal already folded in): key j is visible from row i when
-  // (window_left < 0 || j >= i + mask_offset - window_left) && (window_right < 0 || j <= i + mask_offset + window_right)
+  //   (window_left < 0 || j >= i + mask_offset - window_left) &&
+  //   (window_right < 0 || j <= i + mask_offset + window_right)
   int64_t mask_offset, window_left, window_right;
 
   // Workspace regions (see backward.cu for the layout). Row index r = (b * heads_q + h) * seqlen_q_pad + i: rows
