@@ -238,9 +238,12 @@ extern "C" int32_t flashport_cuda_backward_supports(const flashport_problem* p, 
         (long long)rows);
     return 0;
   }
-  if (s.accumulates && p->deterministic && (p->seqlen_kv + s.block_n - 1) / s.block_n > 65535) {
-    say(why, why_len, "backward: deterministic mode supports up to 65535 key blocks (seqlen_kv %lld)",
-        (long long)p->seqlen_kv);
+  // Deterministic main grid: x = batch * heads_kv, y = key blocks.
+  if (s.accumulates && p->deterministic &&
+      ((p->seqlen_kv + s.block_n - 1) / s.block_n > 65535 || p->batch * p->heads_kv > 0x7fffffffLL)) {
+    say(why, why_len, "backward: deterministic mode supports up to 65535 key blocks and 2^31 - 1 (batch, kv head) "
+        "pairs (seqlen_kv %lld, batch %lld, heads_kv %lld)", (long long)p->seqlen_kv, (long long)p->batch,
+        (long long)p->heads_kv);
     return 0;
   }
   return 1;
