@@ -19,10 +19,10 @@ def normalize(causal=False, window=(-1, -1), softcap=0.0, scale=None, mask_align
     arguments). A tuple rather than an object so that torch.compile traces it without a graph break."""
     if window is None:
         window = (-1, -1)
-    try:
-        left, right = window
-    except (TypeError, ValueError):
-        raise TypeError(f"window must be a (left, right) pair of ints, got {window!r}") from None
+    # Checked without try/except, which older torch.compile versions do not trace.
+    if not (isinstance(window, (tuple, list)) and len(window) == 2):
+        raise TypeError(f"window must be a (left, right) pair of ints, got {window!r}")
+    left, right = window
     if mask_alignment not in _ALIGNMENTS:
         raise ValueError(f"mask_alignment must be one of {sorted(_ALIGNMENTS)}, got {mask_alignment!r}")
     if backend is not None and not isinstance(backend, str):
