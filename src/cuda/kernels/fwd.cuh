@@ -253,15 +253,22 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, FwdConfig<P
 #endif
 }
 
-template <class T, int kDqk, int kDv> cudaError_t launch_fwd(const FwdParams& p, cudaStream_t stream) {
-  using Cfg = FwdConfig<TileMmaDefault<T>, kDqk, kDv>;
-  auto kernel = fwd_kernel<T, kDqk, kDv>;
+// Launch fwd_kernel with tile policy P on stream. launch_fwd uses the vendor's default policy; a backend variant
+// with another policy (the generic FMA one, say) calls this directly instead of repeating the launch.
+template <class T, int kDqk, int kDv, class P>
+cudaError_t launch_fwd_policy(const FwdParams& p, cudaStream_t stream) {
+  using Cfg = FwdConfig<P, kDqk, kDv>;
+  auto kernel = fwd_kernel<T, kDqk, kDv, P>;
   // Above 48 KB a kernel must opt in to its dynamic shared memory; cheap, and per-device state, so set every time.
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
   const dim3 grid(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch);
   kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
+}
+
+template <class T, int kDqk, int kDv> cudaError_t launch_fwd(const FwdParams& p, cudaStream_t stream) {
+  return launch_fwd_policy<T, kDqk, kDv, TileMmaDefault<T>>(p, stream);
 }
 
 }  // namespace flashport::kernels
