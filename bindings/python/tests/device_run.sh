@@ -29,7 +29,7 @@ if [ -e build-device-py/cuda/lib/libflashport_cuda.so ]; then
   echo "== pytest, CUDA library"
   FLASHPORT_LIBRARY=$PWD/$lib python3 -c 'import flashport; [print(b) for b in flashport.backends()]'
   FLASHPORT_LIBRARY=$PWD/$lib timeout 240 python3 -m pytest -q -rs bindings/python/tests/test_torch.py \
-    bindings/python/tests/test_transformers.py -p no:cacheprovider > "$OUT/pytest-cuda.log" 2>&1
+    bindings/python/tests/test_transformers.py bindings/python/tests/test_frameworks.py -p no:cacheprovider > "$OUT/pytest-cuda.log" 2>&1
   echo "rc=$?"; tail -60 "$OUT/pytest-cuda.log"
 else
   echo "no CUDA module built"; grep -m5 -i -B2 -A5 "error" "$OUT/build-cuda.log" | head -40
