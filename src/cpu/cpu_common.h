@@ -40,7 +40,8 @@ constexpr int64_t kFwdBlockK = 128;
 constexpr int64_t kBwdBlockQ = 128;
 constexpr int64_t kBwdBlockK = 128;
 
-// The storage type of each flashport_dtype.
+// Conversions between fp32 and a storage type (float, Eigen::half, Eigen::bfloat16; the latter two round to nearest
+// even).
 template <typename T>
 inline float to_float(T x) {
   return static_cast<float>(x);
@@ -55,7 +56,7 @@ template <typename T>
 struct Tensor4 {
   const T* data;
   int64_t sb, ss, sh, sd;
-  Tensor4(const flashport_operand& op)  // NOLINT: implicit on purpose, operands convert where used
+  explicit Tensor4(const flashport_operand& op)
       : data(static_cast<const T*>(op.data)), sb(op.stride[0]), ss(op.stride[1]), sh(op.stride[2]),
         sd(op.stride[3]) {}
   const T* row(int64_t b, int64_t s, int64_t h) const { return data + b * sb + s * ss + h * sh; }
