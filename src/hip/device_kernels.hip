@@ -1,0 +1,15 @@
+// The HIP module's device code for one target: every kernel instance of src/cuda, compiled once per --offload-arch
+// by src/hip/CMakeLists.txt (one translation unit per target, so that a target's kernels share one code object).
+//
+// The instance files explicitly instantiate the host launch templates (launch_fwd<...>, launch_bwd_main<...>); in
+// this device-only pass that makes clang emit exactly the kernels those launchers name, with the target's default
+// tile policy (kernels/tile_mma_amd.cuh). Their host code is parsed, never compiled: the module launches the same
+// kernels through hipModuleLaunchKernel (kernel_table.hip).
+#include "vendors/vendor.h"
+
+#include "kernel_instances.inc"
+
+// The fp32 forward at this target's wavefront width: CUDA's launcher (instances/fwd_f32.cu) names the 32-lane
+// kernel only, and the kernel's lane arithmetic must match the hardware's (64 on CDNA).
+template __global__ void flashport::kernels::fwd_f32_kernel<flashport::vendor::kWaveSize>(
+    const flashport::kernels::FwdParams);
