@@ -40,7 +40,7 @@ struct BwdBlocks {
     p = c.take(kBwdBlockQ * kBwdBlockK);
     ds = c.take(kBwdBlockQ * kBwdBlockK);
     t = c.take(kBwdBlockQ * kBwdBlockK);
-    // dK/dV accumulators (pass 2) or the dQ accumulator (pass 3, in acc_a).
+    // dK and dV of a key block, or (acc_a) the dQ of a query block in the two-pass schedule.
     acc_a = c.take(std::max(kBwdBlockK, kBwdBlockQ) * dqk);
     acc_b = c.take(kBwdBlockK * dv);
     lse = c.take(kBwdBlockQ);

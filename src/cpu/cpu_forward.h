@@ -20,8 +20,10 @@ void forward(const flashport_problem& p) {
   const Mask mask(p);
   const ScoreRule rule(p);
 
-  const size_t per_thread = Carver::size(kFwdBlockQ * Dqk) + Carver::size(kFwdBlockK * Dqk) + Carver::size(kFwdBlockK * Dv) +
-                            Carver::size(kFwdBlockQ * kFwdBlockK) + Carver::size(kFwdBlockQ * Dv) + 3 * Carver::size(kFwdBlockQ);
+  // Q, K, V, S, O blocks and the row statistics m, l, alpha.
+  const size_t per_thread = Carver::size(kFwdBlockQ * Dqk) + Carver::size(kFwdBlockK * Dqk) +
+                            Carver::size(kFwdBlockK * Dv) + Carver::size(kFwdBlockQ * kFwdBlockK) +
+                            Carver::size(kFwdBlockQ * Dv) + 3 * Carver::size(kFwdBlockQ);
   Scratch scratch(omp_get_max_threads(), per_thread);
 
   parallel_tasks(p.batch * Hq * nqb, [&](int64_t task, int thread) {
