@@ -51,21 +51,28 @@ void forward(const flashport_problem& p) {
     mask.key_range(i0, i0 + rows, &lo, &hi);
     if (lo < hi) load_block(q, b, h, i0, rows, Dqk, rule.q_mul, qs);
 
-    for (int64_t j0 = lo; j0 < hi; j0 += kFwdBlockK) {
-      const int64_t cols = std::min(kFwdBlockK, hi - j0);
+    for (int64_t j0 = lo, cols = 0; j0 < hi; j0 += cols) {
+      cols = std::min(kFwdBlockK, hi - j0);
       // Only rows [r0, r1) see this key block (under a causal mask the first rows of the query block do not see
       // the last key blocks): the other rows' state is unchanged, so they are left out of the GEMMs.
       int64_t r0, r1;
       mask.rows_seeing(i0, rows, j0, j0 + cols, &r0, &r1);
+      bool full = mask.block_visible(i0 + r0, i0 + r1, j0, j0 + cols);
+      if (!full && cols > kFwdBlockK / 2) {
+        // A block on the mask's edge is taken in halves, each with its own rows: the masked part computed for
+        // nothing (half of a block on a causal diagonal) halves too.
+        cols = kFwdBlockK / 2;
+        mask.rows_seeing(i0, rows, j0, j0 + cols, &r0, &r1);
+        full = mask.block_visible(i0 + r0, i0 + r1, j0, j0 + cols);
+      }
       if (r0 >= r1) continue;
       const int64_t n = r1 - r0;
-      const bool full = mask.block_visible(i0 + r0, i0 + r1, j0, j0 + cols);
       const BlockView kb = view_block(k, b, hkv, j0, cols, Dqk, ks);
       const BlockView vb = view_block(v, b, hkv, j0, cols, Dv, vs);
-      if (j0 + kFwdBlockK < hi) {
-        const int64_t next = std::min(kFwdBlockK, hi - j0 - kFwdBlockK);
-        prefetch_block(k, b, hkv, j0 + kFwdBlockK, next, Dqk);
-        prefetch_block(v, b, hkv, j0 + kFwdBlockK, next, Dv);
+      if (j0 + cols < hi) {
+        const int64_t next = std::min(kFwdBlockK, hi - j0 - cols);
+        prefetch_block(k, b, hkv, j0 + cols, next, Dqk);
+        prefetch_block(v, b, hkv, j0 + cols, next, Dv);
       }
       score_block(rule, mask, full, i0 + r0, n, j0, cols, Dqk, qs + r0 * Dqk, kb, ss, nullptr);
 
