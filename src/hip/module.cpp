@@ -127,7 +127,7 @@ Devices discover() {
   Devices d;
   const HipRuntime& rt = hip_runtime();
   if (!rt.loaded) {
-    d.why = "no HIP runtime: " + rt.failure + " (set FLASHPORT_HIP_RUNTIME to the path of libamdhip64.so)";
+    d.why = "no HIP runtime: " + rt.failure;
     return d;
   }
   int count = 0;

@@ -85,7 +85,10 @@ HipRuntime load() {
     rt.path = name;
     return rt;
   }
-  rt.failure = "tried " + tried;
+  const char* env = std::getenv("FLASHPORT_HIP_RUNTIME");
+  rt.failure = "tried " + tried +
+               (env != nullptr && env[0] != '\0' ? " (only the paths in FLASHPORT_HIP_RUNTIME are tried when it is set)"
+                                                 : " (FLASHPORT_HIP_RUNTIME may name the runtime's path)");
   return rt;
 }
 
