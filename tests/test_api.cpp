@@ -2,10 +2,12 @@
 // workspace-size queries.
 #include <doctest/doctest.h>
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "dispatch_fixture.h"
 
@@ -76,7 +78,7 @@ TEST_CASE("api: forward_args_init defaults") {
     CHECK(t->reserved_ == 0);
   }
   check_option_defaults(a);
-  flashport_forward_args_init(nullptr);  // does nothing
+  flashport_forward_args_init_sized(nullptr, sizeof(flashport_forward_args));  // does nothing
 }
 
 TEST_CASE("api: backward_args_init defaults") {
@@ -88,7 +90,7 @@ TEST_CASE("api: backward_args_init defaults") {
     CHECK(t->data == nullptr);
   check_option_defaults(a);
   CHECK(a.deterministic == 0);
-  flashport_backward_args_init(nullptr);
+  flashport_backward_args_init_sized(nullptr, sizeof(flashport_backward_args));
 }
 
 TEST_CASE("api: tensor and lse init helpers") {
@@ -164,4 +166,35 @@ TEST_CASE("api: workspace-size queries") {
     CHECK(flashport_backward(&b.args) == FLASHPORT_STATUS_OK);
     std::free(ws);
   }
+}
+
+TEST_CASE("api: *_init_sized never writes past the caller's struct (an older, smaller caller)") {
+  // A caller built against an older header: its struct ends before our last field. The bytes after it belong to
+  // someone else and must keep their sentinel.
+  const size_t older = offsetof(flashport_backward_args, deterministic);
+  std::vector<unsigned char> buffer(sizeof(flashport_backward_args) + 16, 0xAB);
+  auto* args = reinterpret_cast<flashport_backward_args*>(buffer.data());
+  flashport_backward_args_init_sized(args, older);
+  CHECK(args->struct_size == older);
+  CHECK(args->window_left == -1);
+  CHECK(args->mask_alignment == FLASHPORT_ALIGN_BOTTOM_RIGHT);
+  for (size_t i = older; i < buffer.size(); ++i) CHECK(buffer[i] == 0xAB);
+
+  std::vector<unsigned char> info_buffer(sizeof(flashport_backend_info) + 16, 0xCD);
+  const size_t info_older = offsetof(flashport_backend_info, module_path);
+  flashport_backend_info_init_sized(reinterpret_cast<flashport_backend_info*>(info_buffer.data()), info_older);
+  CHECK(reinterpret_cast<flashport_backend_info*>(info_buffer.data())->struct_size == info_older);
+  for (size_t i = info_older; i < info_buffer.size(); ++i) CHECK(info_buffer[i] == 0xCD);
+}
+
+TEST_CASE("api: *_init_sized zeroes the tail of a newer, larger caller's struct") {
+  const size_t newer = sizeof(flashport_forward_args) + 24;
+  std::vector<unsigned char> buffer(newer, 0xEF);
+  auto* args = reinterpret_cast<flashport_forward_args*>(buffer.data());
+  flashport_forward_args_init_sized(args, newer);
+  CHECK(args->struct_size == newer);
+  for (size_t i = sizeof(flashport_forward_args); i < newer; ++i) CHECK(buffer[i] == 0);
+  // ...and such a struct is then refused by the call, saying the library is older than the caller's header.
+  CHECK(flashport_forward(args) == FLASHPORT_STATUS_STRUCT_SIZE);
+  CHECK(std::string(flashport_last_error()).find("newer flashport header") != std::string::npos);
 }

@@ -83,7 +83,7 @@ TEST_CASE("registry: bad arguments") {
   info.struct_size = sizeof info + 8;
   CHECK(flashport_backend_info_get(0, &info) == FLASHPORT_STATUS_STRUCT_SIZE);
   CHECK(info.name == nullptr);
-  flashport_backend_info_init(nullptr);
+  flashport_backend_info_init_sized(nullptr, sizeof(flashport_backend_info));
   flashport_backend_info_init(&info);
   CHECK(flashport_backend_info_get(0, &info) == FLASHPORT_STATUS_OK);
   CHECK(std::string(flashport_last_error()) == "");

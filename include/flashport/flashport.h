@@ -27,8 +27,9 @@
  * Backends are discovered and GPU modules loaded once, on first use, under a lock.
  *
  * Versioning: argument structs start with `size_t struct_size`; new fields are only ever appended. Always call the
- * matching *_init() function before filling a struct: it sets struct_size and every default. A caller compiled
- * against an older header passes a smaller struct_size and gets the defaults for fields it does not know.
+ * matching *_init() macro before filling a struct: it passes the caller's sizeof to the *_init_sized() function,
+ * which sets struct_size and every default without writing past the caller's struct. A caller compiled against an
+ * older header thus passes a smaller struct_size, and the library uses defaults for the fields it does not know.
  */
 #ifndef FLASHPORT_FLASHPORT_H
 #define FLASHPORT_FLASHPORT_H
@@ -226,9 +227,15 @@ typedef struct flashport_forward_args {
                                 this is NULL. The string is read during the call only. */
 } flashport_forward_args;
 
-/** Set struct_size and every default (all tensors absent, scale 0, no mask, windows -1, no workspace).
- *  Does nothing when args is NULL. (since v0.1) */
-FLASHPORT_API void flashport_forward_args_init(flashport_forward_args* args);
+/** Set args->struct_size = struct_size and every default (all tensors absent, scale 0, no mask, windows -1, no
+ *  workspace) in the first struct_size bytes. struct_size is the size of the struct *as the caller was compiled*,
+ *  so a caller built against an older, smaller header is never written past its end. C and C++ callers use the
+ *  flashport_forward_args_init() macro, which passes sizeof; other languages pass the size of their own
+ *  definition. Does nothing when args is NULL. (since v0.1) */
+FLASHPORT_API void flashport_forward_args_init_sized(flashport_forward_args* args, size_t struct_size);
+
+/** flashport_forward_args_init(&args): the usual way to initialise, with the caller's sizeof. (since v0.1) */
+#define flashport_forward_args_init(args) flashport_forward_args_init_sized((args), sizeof(*(args)))
 
 /**
  * Compute attention forward: out (and lse if requested).
@@ -282,8 +289,11 @@ typedef struct flashport_backward_args {
                                 0 (default) = the fastest order of accumulation */
 } flashport_backward_args;
 
-/** Set struct_size and every default. Does nothing when args is NULL. (since v0.1) */
-FLASHPORT_API void flashport_backward_args_init(flashport_backward_args* args);
+/** As flashport_forward_args_init_sized(), for the backward arguments. (since v0.1) */
+FLASHPORT_API void flashport_backward_args_init_sized(flashport_backward_args* args, size_t struct_size);
+
+/** flashport_backward_args_init(&args): initialise with the caller's sizeof. (since v0.1) */
+#define flashport_backward_args_init(args) flashport_backward_args_init_sized((args), sizeof(*(args)))
 
 /** Compute dq, dk, dv. Same error and asynchrony rules as flashport_forward(). (since v0.1) */
 FLASHPORT_API flashport_status flashport_backward(const flashport_backward_args* args);
@@ -310,8 +320,12 @@ typedef struct flashport_backend_info {
   const char* module_path;    /**< shared module it came from, or "" for built-in backends */
 } flashport_backend_info;
 
-/** Set struct_size and clear the rest. Does nothing when info is NULL. (since v0.1) */
-FLASHPORT_API void flashport_backend_info_init(flashport_backend_info* info);
+/** Set info->struct_size = struct_size (the caller's sizeof) and clear the first struct_size bytes. Does nothing
+ *  when info is NULL. (since v0.1) */
+FLASHPORT_API void flashport_backend_info_init_sized(flashport_backend_info* info, size_t struct_size);
+
+/** flashport_backend_info_init(&info): initialise with the caller's sizeof. (since v0.1) */
+#define flashport_backend_info_init(info) flashport_backend_info_init_sized((info), sizeof(*(info)))
 
 /** @return the number of known backends, built-in and module (loaded or not). Loads modules on first call.
  *  (since v0.1) */

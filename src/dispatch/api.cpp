@@ -26,15 +26,25 @@ flashport_status workspace_query(const Args* args, size_t* bytes, Request (*vali
   });
 }
 
+// Writes the defaults into the first struct_size bytes of the caller's struct (the caller's sizeof, which may be
+// smaller than ours for an older caller, or larger for a newer one: then the unknown tail is zeroed).
+template <class Args>
+void init_sized(Args* args, size_t struct_size, const Args& defaults) {
+  if (args == nullptr) return;
+  const size_t known = struct_size < sizeof(Args) ? struct_size : sizeof(Args);
+  std::memcpy(static_cast<void*>(args), static_cast<const void*>(&defaults), known);
+  if (struct_size > known) std::memset(reinterpret_cast<unsigned char*>(args) + known, 0, struct_size - known);
+  if (struct_size >= sizeof(size_t)) args->struct_size = struct_size;
+}
+
 // Defaults shared by the forward and backward args: zero everything, then the non-zero ones.
 template <class Args>
-void init_args(Args* args) {
-  if (args == nullptr) return;
-  *args = Args{};
-  args->struct_size = sizeof *args;
-  args->mask_alignment = FLASHPORT_ALIGN_BOTTOM_RIGHT;
-  args->window_left = -1;
-  args->window_right = -1;
+void init_args(Args* args, size_t struct_size) {
+  Args defaults{};
+  defaults.mask_alignment = FLASHPORT_ALIGN_BOTTOM_RIGHT;
+  defaults.window_left = -1;
+  defaults.window_right = -1;
+  init_sized(args, struct_size, defaults);
 }
 
 }  // namespace
@@ -83,9 +93,13 @@ void flashport_lse_init_contiguous(flashport_tensor* t, float* data, flashport_d
   flashport_tensor_init_contiguous(t, data, FLASHPORT_DTYPE_F32, device_type, device_id, batch, heads_q, seqlen_q, 1);
 }
 
-void flashport_forward_args_init(flashport_forward_args* args) { init_args(args); }
+void flashport_forward_args_init_sized(flashport_forward_args* args, size_t struct_size) {
+  init_args(args, struct_size);
+}
 
-void flashport_backward_args_init(flashport_backward_args* args) { init_args(args); }
+void flashport_backward_args_init_sized(flashport_backward_args* args, size_t struct_size) {
+  init_args(args, struct_size);
+}
 
 flashport_status flashport_forward(const flashport_forward_args* args) {
   return guarded([&] { return run_request(validate_forward(args, DataPointers::required)); });
@@ -103,10 +117,8 @@ flashport_status flashport_backward_workspace_size(const flashport_backward_args
   return workspace_query(args, bytes, validate_backward);
 }
 
-void flashport_backend_info_init(flashport_backend_info* info) {
-  if (info == nullptr) return;
-  *info = flashport_backend_info{};
-  info->struct_size = sizeof *info;
+void flashport_backend_info_init_sized(flashport_backend_info* info, size_t struct_size) {
+  init_sized(info, struct_size, flashport_backend_info{});
 }
 
 int32_t flashport_backend_count(void) {

@@ -317,7 +317,7 @@ Request validate_forward(const flashport_forward_args* in, DataPointers data) {
   if (in == nullptr) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "args is NULL");
   const flashport_forward_args a =
       versioned_copy(in, FLASHPORT_PREFIX_END(flashport_forward_args, backend), "flashport_forward_args",
-                     flashport_forward_args_init, "flashport_forward_args_init");
+                     flashport_forward_args_init_sized, "flashport_forward_args_init");
   Request r{};
   flashport_problem& p = r.problem;
   std::vector<Operand> ops{
@@ -337,7 +337,7 @@ Request validate_backward(const flashport_backward_args* in, DataPointers data) 
   if (in == nullptr) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "args is NULL");
   const flashport_backward_args a =
       versioned_copy(in, FLASHPORT_PREFIX_END(flashport_backward_args, deterministic), "flashport_backward_args",
-                     flashport_backward_args_init, "flashport_backward_args_init");
+                     flashport_backward_args_init_sized, "flashport_backward_args_init");
   Request r{};
   flashport_problem& p = r.problem;
   // q first: every size is bound to (and reported against) q where q has it.

@@ -35,10 +35,11 @@ void check_struct_size(size_t struct_size, size_t v01_size, size_t known_size, c
 // Copies a caller's versioned struct into a local one that starts with every default, so a caller built against an
 // older header (smaller struct_size) gets the defaults for the fields it does not know.
 template <class T>
-T versioned_copy(const T* in, size_t v01_size, const char* type, void (*init)(T*), const char* init_name) {
+T versioned_copy(const T* in, size_t v01_size, const char* type, void (*init_sized)(T*, size_t),
+                 const char* init_name) {
   check_struct_size(in->struct_size, v01_size, sizeof(T), "args->struct_size", type, init_name);
   T local;
-  init(&local);
+  init_sized(&local, sizeof(T));
   std::memcpy(static_cast<void*>(&local), static_cast<const void*>(in), in->struct_size);
   local.struct_size = sizeof(T);
   return local;

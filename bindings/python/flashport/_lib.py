@@ -105,8 +105,7 @@ class BackendInfo(ctypes.Structure):
 def new_args(cls):
     """A zeroed argument struct with the documented defaults.
 
-    We do not call flashport_*_args_init(): it writes sizeof() of the *library's* struct, which is larger than ours
-    when the library is newer than this binding. Passing our own struct_size is the versioning contract instead:
+    Our own struct_size is the versioning contract (what flashport_*_args_init_sized(args, size) does for C):
     the library gives defaults to every field it knows and we do not.
     """
     args = cls()
