@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "dispatch/backend_abi.h"
+#if defined(FLASHPORT_CUDA_HAVE_FMA)
 #include "fwd_fma.h"
+#endif
 #include "kernels/fwd_launch.cuh"
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
 #include "backward.h"
@@ -109,7 +111,11 @@ struct TensorCoreFwd {
 };
 struct FmaFwd {
   template <class T, int kDqk, int kDv> static LaunchFn get() {
+#if defined(FLASHPORT_CUDA_HAVE_FMA)
     return flashport::kernels::launch_fwd_fma<T, kDqk, kDv>;
+#else
+    return nullptr;  // built without -DFLASHPORT_CUDA_FMA=ON: supports_fma() says so before anything selects
+#endif
   }
 };
 
@@ -199,7 +205,16 @@ int32_t supports_variant(const flashport_problem* p, char* why, size_t why_len, 
 }
 int32_t supports(const flashport_problem* p, char* why, size_t why_len) { return supports_variant(p, why, why_len, false); }
 int32_t supports_fma(const flashport_problem* p, char* why, size_t why_len) {
+#if !defined(FLASHPORT_CUDA_HAVE_FMA)
+  // The FMA instances are slow to compile (nvcc fully unrolls the scalar tile loops), so they are opt-in; the same
+  // source is still compiled in every build of the HIP module (gfx1030 and the fallback use it).
+  (void)p;
+  say(why, why_len, "this libflashport_cuda.so was built without the cuda-fma kernels (configure with "
+                    "-DFLASHPORT_CUDA_FMA=ON)");
+  return 0;
+#else
   return supports_variant(p, why, why_len, true);
+#endif
 }
 
 size_t workspace_size(const flashport_problem* p) {
