@@ -3,8 +3,8 @@
 // built for NVIDIA so that the portable path is tested on the GPUs this project has. Slower than the tensor-core
 // "cuda" backend; it exists to be forced (args->backend = "cuda-fma" or FLASHPORT_BACKEND=cuda-fma).
 //
-// Host-side view (module.cu): the launchers' declarations. fwd_fma.cuh defines them; fwd_fma_f16.cu and
-// fwd_fma_bf16.cu instantiate them for the padded head-dim pairs module.cu's select_16bit dispatches to.
+// Host-side view (module.cu): the launchers' declarations. fwd_fma.cuh defines them; instances/fwd_fma_*.cu
+// instantiate them, one per file, for the padded head-dim pairs module.cu's select_16bit dispatches to.
 #ifndef FLASHPORT_CUDA_FWD_FMA_H
 #define FLASHPORT_CUDA_FWD_FMA_H
 
