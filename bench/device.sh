@@ -4,7 +4,7 @@
 # peers (SDPA flash and cuDNN) measured in the same run. Prints a short table last; full logs go to $OUT.
 #
 #   bench/device.sh                      everything
-#   STEPS="build test bench" bench/device.sh   a subset of: build test sanitize ncu bench
+#   STEPS="build test bench" bench/device.sh   a subset of: build test check sanitize ncu bench
 #   DIRECTION=both bench/device.sh       also time the backward (default fwd)
 #   CUDA_ARCHS=90 bench/device.sh        build one architecture only (halves the build; default "80;90")
 # Needs Eigen and doctest headers + CMake configs under .deps (carried with the working tree: see the device notes).
@@ -12,7 +12,7 @@ set -o pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
-STEPS=${STEPS:-"build test sanitize ncu bench"}
+STEPS=${STEPS:-"build test check sanitize ncu bench"}
 DIRECTION=${DIRECTION:-fwd}
 CUDA_ARCHS=${CUDA_ARCHS:-"80;90"}
 BUILD=build-device
@@ -25,8 +25,9 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.g
 if has build; then
   start=$(date +%s)
   cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHPORT_CUDA=ON -DFLASHPORT_CUDA_ARCHS="$CUDA_ARCHS" \
-    -DFLASHPORT_HIP=OFF -DCMAKE_PREFIX_PATH="$PWD/.deps" > "$OUT/configure.txt" 2>&1 &&
-  ninja -C $BUILD -j"$JOBS" flashport flashport_cuda flashport_cuda_tests flashport-bench > "$OUT/build.txt" 2>&1
+    -DFLASHPORT_HIP=OFF -DFLASHPORT_CUDA_FMA=ON -DCMAKE_PREFIX_PATH="$PWD/.deps" > "$OUT/configure.txt" 2>&1 &&
+  ninja -C $BUILD -j"$JOBS" flashport flashport_cuda flashport_cuda_tests flashport_cuda_backward_tests \
+    flashport-bench flashport-check > "$OUT/build.txt" 2>&1
   rc=$?
   echo "build: rc=$rc, $(( $(date +%s) - start )) s on $JOBS cores for archs $CUDA_ARCHS" | tee -a "$OUT/summary.txt"
   if [ $rc -ne 0 ]; then tail -40 "$OUT/configure.txt" "$OUT/build.txt"; exit 1; fi
@@ -36,11 +37,27 @@ T=$BUILD/tests/cuda/flashport_cuda_tests
 B=$BUILD/bench/flashport-bench
 
 if has test; then
-  timeout 150 $T > "$OUT/test.txt" 2>&1
+  timeout ${TEST_TIMEOUT:-150} $T > "$OUT/test.txt" 2>&1
   rc=$?
   grep -E "^(FAIL|==|   |PASS|SKIP)" "$OUT/test.txt" | head -40
-  echo "cuda tests: rc=$rc" | tee -a "$OUT/summary.txt"
+  echo "cuda tests (forward conformance): rc=$rc" | tee -a "$OUT/summary.txt"
   [ $rc -eq 0 ] || status=1
+  timeout ${TEST_TIMEOUT:-150} $BUILD/tests/cuda/flashport_cuda_backward_tests > "$OUT/test_backward.txt" 2>&1
+  rc=$?
+  echo "cuda tests (backward): rc=$rc ($(grep -E "test cases:" "$OUT/test_backward.txt" | tail -1))" |
+    tee -a "$OUT/summary.txt"
+  [ $rc -eq 0 ] || status=1
+fi
+
+if has check; then
+  # flashport-check: the conformance suite against the float64 CPU reference on the tensor-core backend and on
+  # cuda-fma, the generic FMA tile path that the HIP module runs on AMD gfx1030 (forward only).
+  timeout ${CHECK_TIMEOUT:-90} $BUILD/tools/check/flashport-check --quick --backend cuda > "$OUT/check_cuda.txt" 2>&1
+  echo "flashport-check cuda: rc=$?" | tee -a "$OUT/summary.txt"
+  timeout ${CHECK_TIMEOUT:-90} $BUILD/tools/check/flashport-check --backend cuda-fma --forward-only \
+    > "$OUT/check_cuda_fma.txt" 2>&1
+  echo "flashport-check cuda-fma (all cases, forward): rc=$?" | tee -a "$OUT/summary.txt"
+  tail -4 "$OUT/check_cuda.txt" "$OUT/check_cuda_fma.txt" | tee -a "$OUT/summary.txt"
 fi
 
 if has ncu; then
@@ -63,7 +80,7 @@ launch__registers_per_thread,launch__occupancy_limit_registers,gpu__time_duratio
 fi
 
 if has bench; then
-  timeout 240 $B --backend cuda --dtype bf16 --d 64,128,256 --s 1024,4096,16384 --causal both \
+  timeout ${BENCH_TIMEOUT:-240} $B --backend cuda --dtype bf16 --d 64,128,256 --s 1024,4096,16384 --causal both \
     --direction "$DIRECTION" --peers torch --peers-script bench/peers_torch.py --json > "$OUT/bench.jsonl" \
     2> "$OUT/bench_stderr.txt"
   echo "bench: rc=$?" | tee -a "$OUT/summary.txt"
@@ -79,7 +96,7 @@ PY
 fi
 if has sanitize; then
   for tool in memcheck racecheck; do
-    timeout 100 compute-sanitizer --tool $tool --error-exitcode 9 $T --quick > "$OUT/sanitize_$tool.txt" 2>&1
+    timeout ${SANITIZE_TIMEOUT:-100} compute-sanitizer --tool $tool --error-exitcode 9 $T --quick > "$OUT/sanitize_$tool.txt" 2>&1
     rc=$?
     echo "compute-sanitizer $tool: rc=$rc ($(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitize_$tool.txt" | tail -1))" |
       tee -a "$OUT/summary.txt"
