@@ -52,12 +52,12 @@ fi
 if has check; then
   # flashport-check: the conformance suite against the float64 CPU reference on the tensor-core backend and on
   # cuda-fma, the generic FMA tile path that the HIP module runs on AMD gfx1030 (forward only).
-  timeout ${CHECK_TIMEOUT:-90} $BUILD/tools/check/flashport-check --quick --backend cuda > "$OUT/check_cuda.txt" 2>&1
+  timeout ${CHECK_TIMEOUT:-90} $BUILD/bin/flashport-check --quick --backend cuda > "$OUT/check_cuda.txt" 2>&1
   echo "flashport-check cuda: rc=$?" | tee -a "$OUT/summary.txt"
-  timeout ${CHECK_TIMEOUT:-90} $BUILD/tools/check/flashport-check --backend cuda-fma --forward-only \
+  timeout ${CHECK_TIMEOUT:-90} $BUILD/bin/flashport-check --backend cuda-fma --forward-only \
     > "$OUT/check_cuda_fma.txt" 2>&1
   echo "flashport-check cuda-fma (all cases, forward): rc=$?" | tee -a "$OUT/summary.txt"
-  tail -4 "$OUT/check_cuda.txt" "$OUT/check_cuda_fma.txt" | tee -a "$OUT/summary.txt"
+  tail -n 4 "$OUT/check_cuda.txt" "$OUT/check_cuda_fma.txt" | tee -a "$OUT/summary.txt"
 fi
 
 if has ncu; then
