@@ -15,6 +15,7 @@
 #include "dispatch/backend_abi.h"
 #include "hip/kernel_table.h"
 #include "hip/runtime_loader.h"
+#include "hip/targets.h"
 
 namespace flashport::hip {
 namespace {
@@ -44,34 +45,9 @@ std::string built_targets() {
   return out;
 }
 
-// "gfx90a:sramecc+:xnack-" -> {"gfx90a", {"sramecc+", "xnack-"}}
-std::vector<std::string> split_target(const std::string& s) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find(':', start);
-    if (end == std::string::npos) end = s.size();
-    parts.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return parts;
-}
-
-// A code object built for "gfx90a" runs on every gfx90a whatever its xnack/sramecc mode; one built with a feature
-// ("gfx90a:xnack+") only where the device reports the same setting.
 const CodeObject* code_object_for(const std::string& device_arch) {
-  const std::vector<std::string> dev = split_target(device_arch);
-  for (const CodeObject& c : kCodeObjects) {
-    const std::vector<std::string> want = split_target(c.target);
-    if (want[0] != dev[0]) continue;
-    bool ok = true;
-    for (size_t i = 1; i < want.size() && ok; ++i) {
-      bool found = false;
-      for (size_t j = 1; j < dev.size(); ++j) found = found || dev[j] == want[i];
-      ok = found;
-    }
-    if (ok) return &c;
-  }
+  for (const CodeObject& c : kCodeObjects)
+    if (target_runs_on(c.target, device_arch)) return &c;
   return nullptr;
 }
 
