@@ -14,10 +14,10 @@
 // Size = end of the last region (no tail padding), so workspace_size() is exact.
 #include <cuda_runtime.h>
 
-#include <cstdarg>
 #include <cstdio>
 
 #include "backward.h"
+#include "host_status.h"
 #include "kernels/bwd_f32.cuh"
 #include "kernels/bwd_launch.cuh"
 #include "kernels/bwd_rows.cuh"
@@ -28,19 +28,8 @@ using flashport::kernels::BwdParams;
 namespace fk = flashport::kernels;
 namespace fv = flashport::vendor;
 
-void say(char* buf, size_t len, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
-void say(char* buf, size_t len, const char* fmt, ...) {
-  if (buf == nullptr || len == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(buf, len, fmt, ap);
-  va_end(ap);
-}
-
-int32_t cuda_failure(cudaError_t e, const char* what, char* err, size_t len) {
-  say(err, len, "backward: %s failed: %s (%s)", what, cudaGetErrorName(e), cudaGetErrorString(e));
-  return e == cudaErrorMemoryAllocation ? FLASHPORT_STATUS_OUT_OF_MEMORY : FLASHPORT_STATUS_DEVICE_ERROR;
-}
+using flashport::cuda_host::cuda_failure;
+using flashport::cuda_host::say;
 
 using MainFn = cudaError_t (*)(const BwdParams&, cudaStream_t);
 using RowFn = cudaError_t (*)(const BwdParams&, cudaStream_t);
@@ -276,7 +265,7 @@ extern "C" int32_t flashport_cuda_backward_run(const flashport_problem* p, char*
     // Stream-ordered: no device synchronisation, and the memory returns to the pool when the stream reaches the
     // free below.
     cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&ws), l.total, stream);
-    if (e != cudaSuccess) return cuda_failure(e, "cudaMallocAsync(workspace)", err, err_len);
+    if (e != cudaSuccess) return cuda_failure(e, "backward: cudaMallocAsync(workspace)", err, err_len);
     owned = true;
   }
 
@@ -284,15 +273,16 @@ extern "C" int32_t flashport_cuda_backward_run(const flashport_problem* p, char*
   int32_t status = FLASHPORT_STATUS_OK;
   cudaError_t e = s.preprocess(b, stream);
   if (e != cudaSuccess) {
-    status = cuda_failure(e, "preprocess kernel launch", err, err_len);
+    status = cuda_failure(e, "backward: preprocess kernel launch", err, err_len);
   } else if ((e = s.main(b, stream)) != cudaSuccess) {
-    status = cuda_failure(e, "main kernel launch", err, err_len);
+    status = cuda_failure(e, "backward: main kernel launch", err, err_len);
   } else if (s.convert != nullptr && (e = s.convert(b, stream)) != cudaSuccess) {
-    status = cuda_failure(e, "dq conversion kernel launch", err, err_len);
+    status = cuda_failure(e, "backward: dq conversion kernel launch", err, err_len);
   }
   if (owned) {
     e = cudaFreeAsync(ws, stream);
-    if (e != cudaSuccess && status == FLASHPORT_STATUS_OK) status = cuda_failure(e, "cudaFreeAsync", err, err_len);
+    if (e != cudaSuccess && status == FLASHPORT_STATUS_OK)
+      status = cuda_failure(e, "backward: cudaFreeAsync", err, err_len);
   }
   return status;
 }

@@ -5,7 +5,6 @@
 #include <cuda_runtime.h>
 
 #include <climits>
-#include <cstdarg>
 #include <cstdio>
 #include <mutex>
 #include <vector>
@@ -17,26 +16,15 @@
 #include "kernels/fwd_launch.cuh"
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
 #include "backward.h"
+#include "host_status.h"
 #endif
 
 namespace {
 
 using flashport::kernels::FwdParams;
 
-void say(char* buf, size_t len, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
-void say(char* buf, size_t len, const char* fmt, ...) {
-  if (buf == nullptr || len == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(buf, len, fmt, ap);
-  va_end(ap);
-}
-
-// "<what> failed: cudaErrorX (text)" and the matching status.
-int32_t cuda_failure(cudaError_t e, const char* what, char* err, size_t len) {
-  say(err, len, "%s failed: %s (%s)", what, cudaGetErrorName(e), cudaGetErrorString(e));
-  return e == cudaErrorMemoryAllocation ? FLASHPORT_STATUS_OUT_OF_MEMORY : FLASHPORT_STATUS_DEVICE_ERROR;
-}
+using flashport::cuda_host::cuda_failure;
+using flashport::cuda_host::say;
 
 // Compute capability of each device, read once at probe time (supports() must stay pure and cheap).
 struct DeviceTable {
