@@ -46,6 +46,13 @@ template <typename T>
 inline float to_float(T x) {
   return static_cast<float>(x);
 }
+// bf16 is the upper half of a binary32: a shift of its bits, written so that loops over blocks vectorise (Eigen's
+// conversion goes through a function the compiler does not vectorise; the backward converts Q/dO per block pair).
+template <>
+inline float to_float(Eigen::bfloat16 x) {
+  const uint32_t bits = static_cast<uint32_t>(Eigen::numext::bit_cast<uint16_t>(x)) << 16;
+  return Eigen::numext::bit_cast<float>(bits);
+}
 template <typename T>
 inline T from_float(float x) {
   return static_cast<T>(x);
