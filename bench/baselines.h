@@ -9,7 +9,7 @@
 
 namespace flashport::bench {
 
-// Median GFLOP/s of C = A * B with square n x n fp32 matrices (2 n^3 FLOP per product), over `reps` products
+// Best GFLOP/s of C = A * B with square n x n fp32 matrices (2 n^3 FLOP per product), over `reps` products
 // after one warm-up, with Eigen's own OpenMP parallelism on the current thread count.
 double eigen_sgemm_gflops(int n, int reps);
 

@@ -20,6 +20,10 @@
 
 #include <omp.h>
 
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 #include "dispatch/backend_abi.h"
 
 namespace flashport::cpu {
@@ -53,6 +57,19 @@ inline float to_float(Eigen::bfloat16 x) {
   const uint32_t bits = static_cast<uint32_t>(Eigen::numext::bit_cast<uint16_t>(x)) << 16;
   return Eigen::numext::bit_cast<float>(bits);
 }
+// fp16 the same way: exponent and mantissa moved into binary32 position, then one multiply by 2^112 re-biases the
+// exponent (15 -> 127) and turns fp16 subnormals into exact fp32 normals; Inf/NaN get the all-ones exponent back.
+// Branch-free, exact for all 65536 values, and it vectorises (Eigen's and _Float16's conversions did not here).
+template <>
+inline float to_float(Eigen::half x) {
+  const uint32_t bits = Eigen::numext::bit_cast<uint16_t>(x);
+  const uint32_t magnitude = bits & 0x7fffu;
+  const uint32_t sign = (bits & 0x8000u) << 16;
+  const float rebiased = Eigen::numext::bit_cast<float>(magnitude << 13) * 0x1p112f;
+  const uint32_t finite_or_special =
+      magnitude >= 0x7c00u ? (0x7f800000u | (magnitude << 13)) : Eigen::numext::bit_cast<uint32_t>(rebiased);
+  return Eigen::numext::bit_cast<float>(sign | finite_or_special);
+}
 template <typename T>
 inline T from_float(float x) {
   return static_cast<T>(x);
@@ -78,7 +95,19 @@ inline void load_block(const Tensor4<T>& t, int64_t b, int64_t h, int64_t s0, in
     const T* src = t.row(b, s0 + r, h);
     float* out = dst + r * dim;
     if (t.sd == 1) {
-      for (int64_t d = 0; d < dim; ++d) out[d] = to_float(src[d]) * mul;
+      int64_t d = 0;
+#if defined(__F16C__)
+      // fp16 rows: the hardware conversion, 8 elements per instruction. With the portable loop below alone, fp16
+      // ran at 0.88-0.95 of the fp32 rate at D 128; with this, 0.97-1.02 (docs/perf/cpu.md).
+      if constexpr (std::is_same_v<T, Eigen::half>) {
+        const __m256 scale = _mm256_set1_ps(mul);
+        for (; d + 8 <= dim; d += 8) {
+          const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + d));
+          _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_cvtph_ps(h), scale));
+        }
+      }
+#endif
+      for (; d < dim; ++d) out[d] = to_float(src[d]) * mul;
     } else {
       for (int64_t d = 0; d < dim; ++d) out[d] = to_float(src[d * t.sd]) * mul;
     }
