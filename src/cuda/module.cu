@@ -6,12 +6,17 @@
 
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
 #include "dispatch/backend_abi.h"
 #if defined(FLASHPORT_CUDA_HAVE_FMA)
 #include "fwd_fma.h"
+#endif
+#if defined(FLASHPORT_CUDA_HAVE_SM90)
+#include "fwd_sm90.h"
 #endif
 #include "kernels/fwd_launch.cuh"
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
@@ -121,7 +126,34 @@ template <class Fwd, class T> LaunchFn select_16bit(int dqk, int dv) {
   }
 }
 
-// The forward kernel for p, or nullptr with the reason in why.
+// The Hopper forward (wgmma) for equal padded head dims 64/128/256 on compute 9.0, when this module has sm_90a
+// code and FLASHPORT_CUDA_WGMMA is not "0" (the switch lets a benchmark time the mma.sync kernel on the same GPU).
+// nullptr: use the portable tensor-core kernel.
+template <class T> LaunchFn select_sm90(const flashport_problem* p, int dqk, int dv) {
+#if defined(FLASHPORT_CUDA_HAVE_SM90)
+  static const bool disabled = [] {
+    const char* env = std::getenv("FLASHPORT_CUDA_WGMMA");
+    return env != nullptr && std::strcmp(env, "0") == 0;
+  }();
+  if (disabled || dqk != dv || devices().cc[p->device_id] != 90) return nullptr;
+  switch (dqk) {
+    case 64: return flashport::kernels::launch_fwd_sm90<T, 64>;
+    case 128: return flashport::kernels::launch_fwd_sm90<T, 128>;
+    case 256: return flashport::kernels::launch_fwd_sm90<T, 256>;
+    default: return nullptr;
+  }
+#else
+  (void)p; (void)dqk; (void)dv;
+  return nullptr;
+#endif
+}
+
+template <class T> LaunchFn select_tensor_core(const flashport_problem* p, int dqk, int dv) {
+  const LaunchFn hopper = select_sm90<T>(p, dqk, dv);
+  return hopper != nullptr ? hopper : select_16bit<TensorCoreFwd, T>(dqk, dv);
+}
+
+// The forward kernel for p, or nullptr with the reason in why. p->device_id is valid (common_supports).
 LaunchFn select_forward(const flashport_problem* p, char* why, size_t why_len, bool fma) {
   const int dqk = pad_dim(p->head_dim_qk), dv = pad_dim(p->head_dim_v);
   if (p->head_dim_qk > 256 || p->head_dim_v > 256 || dqk == 0 || dv == 0) {
@@ -132,10 +164,10 @@ LaunchFn select_forward(const flashport_problem* p, char* why, size_t why_len, b
   switch (p->dtype) {
     case FLASHPORT_DTYPE_F16:
       return fma ? select_16bit<FmaFwd, flashport::vendor::half_t>(dqk, dv)
-                 : select_16bit<TensorCoreFwd, flashport::vendor::half_t>(dqk, dv);
+                 : select_tensor_core<flashport::vendor::half_t>(p, dqk, dv);
     case FLASHPORT_DTYPE_BF16:
       return fma ? select_16bit<FmaFwd, flashport::vendor::bf16_t>(dqk, dv)
-                 : select_16bit<TensorCoreFwd, flashport::vendor::bf16_t>(dqk, dv);
+                 : select_tensor_core<flashport::vendor::bf16_t>(p, dqk, dv);
     case FLASHPORT_DTYPE_F32: return flashport::kernels::launch_fwd_f32;
     default: say(why, why_len, "dtype %d has no CUDA kernel", p->dtype); return nullptr;
   }
@@ -353,7 +385,8 @@ int32_t run_fma(const flashport_problem* p, char* err, size_t err_len) { return 
 const flashport_backend_iface kBackends[] = {{
     /* .name = */ "cuda",
     /* .device_type = */ FLASHPORT_DEVICE_CUDA,
-    /* .description = */ "NVIDIA GPUs (sm_80+): mma.sync tensor-core kernels for f16/bf16, fp32 FMA path for f32",
+    /* .description = */ "NVIDIA GPUs (sm_80+): mma.sync tensor-core kernels for f16/bf16 (wgmma forward on Hopper in sm_90a "
+                          "builds), fp32 FMA path for f32",
     /* .probe = */ probe,
     /* .supports = */ supports,
     /* .workspace_size = */ workspace_size,

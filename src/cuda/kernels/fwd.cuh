@@ -15,6 +15,7 @@
 
 #include "kernels/common.cuh"
 #include "kernels/copy.cuh"
+#include "kernels/fwd_common.cuh"
 #include "kernels/fwd_launch.cuh"
 #include "kernels/mask.cuh"
 #include "kernels/softmax.cuh"
@@ -129,9 +130,6 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, FwdConfig<P
     for (int t = 0; t < kOT; ++t) P::zero(o[mt][t]);
   }
 
-  const bool softcap = p.softcap > 0.f;
-  const float cap_log2 = p.softcap * kLog2e;
-  const float scale_over_cap = softcap ? p.scale / p.softcap : 0.f;
   const int row0 = m0 + warp_row;  // absolute query row of this warp's first m-tile
 
   for (int n = n_begin; n < n_end; ++n) {
@@ -170,31 +168,11 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, FwdConfig<P
       }
     }
 
-    // Without softcap the scale is folded into the softmax's exp2 argument (one FFMA per score).
-    if (softcap) {
-#pragma unroll
-      for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-        for (int t = 0; t < kNT; ++t)
-#pragma unroll
-          for (int e = 0; e < P::kAccElems; ++e)
-            s[mt][t].v[e] = cap_log2 * vendor::tanhf_(s[mt][t].v[e] * scale_over_cap);
-    }
-
     const int key0 = n * kBlockN;
-    if (mask.partial(m0, m0 + kBlockM - 1, key0, key0 + kBlockN - 1)) {
+    const bool partial = mask.partial(m0, m0 + kBlockM - 1, key0, key0 + kBlockN - 1);
 #pragma unroll
-      for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-        for (int t = 0; t < kNT; ++t)
-#pragma unroll
-          for (int e = 0; e < P::kAccElems; ++e)
-            if (!mask.visible(row0 + mt * P::kM + P::acc_row(e), key0 + t * P::kN + P::acc_col(e)))
-              s[mt][t].v[e] = -INFINITY;
-    }
-
-#pragma unroll
-    for (int mt = 0; mt < kMT; ++mt) softmax[mt].step(s[mt], o[mt], softcap ? 1.f : p.scale_log2);
+    for (int mt = 0; mt < kMT; ++mt)
+      scores_to_probabilities<P>(p, mask, partial, row0 + mt * P::kM, key0, s[mt], o[mt], softmax[mt]);
 
 #pragma unroll
     for (int kk = 0; kk < kNT; ++kk) {
@@ -212,40 +190,8 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, FwdConfig<P
   }
   vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
 
-  T* out = static_cast<T*>(p.out) + b * p.out_stride[0] + h * p.out_stride[2];
-  float* lse_bh = p.lse != nullptr ? p.lse + b * p.lse_stride[0] + h * p.lse_stride[1] : nullptr;
 #pragma unroll
-  for (int mt = 0; mt < kMT; ++mt) {
-    float inv[P::kRowSlots], lse[P::kRowSlots];
-    softmax[mt].finish(inv, lse);
-    const int rows = row0 + mt * P::kM;
-#pragma unroll
-    for (int t = 0; t < kOT; ++t)
-#pragma unroll
-      for (int e = 0; e < P::kAccElems; e += 2) {
-        // Elements e, e + 1 are adjacent columns of one row in every policy (pairs feed the 2-wide conversions).
-        const int row = rows + P::acc_row(e);
-        const int col = t * P::kN + P::acc_col(e);
-        if (row >= p.seqlen_q || col >= p.head_dim_v) continue;
-        const float x0 = o[mt][t].v[e] * inv[P::acc_slot(e)];
-        const float x1 = o[mt][t].v[e + 1] * inv[P::acc_slot(e)];
-        T* dst = out + int64_t(row) * p.out_stride[1] + col;
-        if (p.vec_stores && col + 1 < p.head_dim_v) {
-          *reinterpret_cast<uint32_t*>(dst) = vendor::pack2<T>(x0, x1);
-        } else {
-          dst[0] = vendor::from_float<T>(x0);
-          if (col + 1 < p.head_dim_v) dst[1] = vendor::from_float<T>(x1);
-        }
-      }
-    if (lse_bh != nullptr) {
-      // Every lane holding a row writes its (identical) lse; cheaper than electing one per row in a generic way.
-#pragma unroll
-      for (int slot = 0; slot < P::kRowSlots; ++slot) {
-        const int row = rows + P::slot_row(slot);
-        if (row < p.seqlen_q) lse_bh[int64_t(row) * p.lse_stride[2]] = lse[slot];
-      }
-    }
-  }
+  for (int mt = 0; mt < kMT; ++mt) store_output_rows<T, P>(p, b, h, row0 + mt * P::kM, o[mt], softmax[mt]);
 #else
   // Compiled for an architecture without the tile MMA this kernel needs; the host never launches it there
   // (the module checks the device's compute capability), so reaching this is a bug.

@@ -13,6 +13,8 @@
 // Feature macros (device passes only; each capability named once, never inferred from an architecture number):
 //   FLASHPORT_HAS_CP_ASYNC   copy16_async is asynchronous (cp.async, sm_80+); otherwise a plain load/store
 //   FLASHPORT_HAS_MMA_SYNC   warp-level mma.sync.m16n8k16 for f16/bf16 and ldmatrix (sm_80+)
+//   FLASHPORT_HAS_WGMMA      warpgroup wgmma.mma_async and fence.proxy.async (sm_90a only: the arch-specific target;
+//                            NVIDIA-only, used by kernels/fwd_sm90.cuh)
 //   FLASHPORT_HAS_VECTOR_ATOMIC_ADD  atomicAdd(float2*, float2) on global memory, one vector reduction (sm_90+);
 //                            optional: code without it falls back to scalar atomicAdd
 #ifndef FLASHPORT_CUDA_VENDORS_CUDA_H
@@ -32,6 +34,9 @@
 #endif
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define FLASHPORT_HAS_VECTOR_ATOMIC_ADD 1
+#endif
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FLASHPORT_HAS_WGMMA 1
 #endif
 
 namespace flashport::vendor {

@@ -1,0 +1,80 @@
+// The per-tile steps every forward kernel shares, written against the tile MMA accumulator interface
+// (tile_mma.cuh): the score transform (softcap, boundary mask) with the online-softmax step, and the epilogue that
+// normalises and stores output rows and the LSE. Used by fwd.cuh (every vendor) and fwd_sm90.cuh (Hopper, whose
+// wgmma accumulators have the sm80 policy's 16x16 fragment layout per warp).
+#ifndef FLASHPORT_CUDA_KERNELS_FWD_COMMON_CUH
+#define FLASHPORT_CUDA_KERNELS_FWD_COMMON_CUH
+
+#include "kernels/common.cuh"
+#include "kernels/mask.cuh"
+#include "kernels/softmax.cuh"
+
+namespace flashport::kernels {
+
+// Raw scores s (one 16-row m-tile whose first row is query row `row0`, key tiles from `key0`) become probabilities:
+// softcap (cap * tanh(score * scale / cap), in log2 units), the mask where `partial` says the tile straddles a
+// boundary, then the online-softmax step, which also rescales the output accumulators o. Without softcap the scale
+// is folded into the softmax's exp2 argument (one FFMA per score).
+template <class P, int kNT, int kOT>
+FLASHPORT_DEVICE void scores_to_probabilities(const FwdParams& p, const MaskRule& mask, bool partial, int row0,
+                                              int key0, typename P::Acc (&s)[kNT], typename P::Acc (&o)[kOT],
+                                              OnlineSoftmax<P>& softmax) {
+  const bool softcap = p.softcap > 0.f;
+  if (softcap) {
+    const float cap_log2 = p.softcap * kLog2e;
+    const float scale_over_cap = p.scale / p.softcap;
+#pragma unroll
+    for (int t = 0; t < kNT; ++t)
+#pragma unroll
+      for (int e = 0; e < P::kAccElems; ++e) s[t].v[e] = cap_log2 * vendor::tanhf_(s[t].v[e] * scale_over_cap);
+  }
+  if (partial) {
+#pragma unroll
+    for (int t = 0; t < kNT; ++t)
+#pragma unroll
+      for (int e = 0; e < P::kAccElems; ++e)
+        if (!mask.visible(row0 + P::acc_row(e), key0 + t * P::kN + P::acc_col(e))) s[t].v[e] = -INFINITY;
+  }
+  softmax.step(s, o, softcap ? 1.f : p.scale_log2);
+}
+
+// Normalise and store the output rows of one 16-row m-tile whose first row is query row `row0` (rows past the
+// sequence and columns past head_dim_v are skipped), and its LSE when requested.
+template <class T, class P, int kOT>
+FLASHPORT_DEVICE void store_output_rows(const FwdParams& p, int b, int h, int row0, typename P::Acc (&o)[kOT],
+                                        OnlineSoftmax<P>& softmax) {
+  T* out = static_cast<T*>(p.out) + b * p.out_stride[0] + h * p.out_stride[2];
+  float inv[P::kRowSlots], lse[P::kRowSlots];
+  softmax.finish(inv, lse);
+#pragma unroll
+  for (int t = 0; t < kOT; ++t)
+#pragma unroll
+    for (int e = 0; e < P::kAccElems; e += 2) {
+      // Elements e, e + 1 are adjacent columns of one row in every policy (pairs feed the 2-wide conversions).
+      const int row = row0 + P::acc_row(e);
+      const int col = t * P::kN + P::acc_col(e);
+      if (row >= p.seqlen_q || col >= p.head_dim_v) continue;
+      const float x0 = o[t].v[e] * inv[P::acc_slot(e)];
+      const float x1 = o[t].v[e + 1] * inv[P::acc_slot(e)];
+      T* dst = out + int64_t(row) * p.out_stride[1] + col;
+      if (p.vec_stores && col + 1 < p.head_dim_v) {
+        *reinterpret_cast<uint32_t*>(dst) = vendor::pack2<T>(x0, x1);
+      } else {
+        dst[0] = vendor::from_float<T>(x0);
+        if (col + 1 < p.head_dim_v) dst[1] = vendor::from_float<T>(x1);
+      }
+    }
+  if (p.lse != nullptr) {
+    // Every lane holding a row writes its (identical) lse; cheaper than electing one per row in a generic way.
+    float* lse_bh = p.lse + b * p.lse_stride[0] + h * p.lse_stride[1];
+#pragma unroll
+    for (int slot = 0; slot < P::kRowSlots; ++slot) {
+      const int row = row0 + P::slot_row(slot);
+      if (row < p.seqlen_q) lse_bh[int64_t(row) * p.lse_stride[2]] = lse[slot];
+    }
+  }
+}
+
+}  // namespace flashport::kernels
+
+#endif

@@ -1,0 +1,175 @@
+// The Hopper forward kernel (sm_90a): the FlashAttention-2 schedule of fwd.cuh with warpgroup MMAs (wgmma), for
+// 16-bit inputs and equal head dims 64, 128, 256. NVIDIA-only; other head dims, and GPUs other than compute 9.0,
+// run fwd.cuh.
+//
+// One block = 2 warpgroups (256 threads) = 128 query rows of one (batch, head); warpgroup g owns rows 64g..64g+63,
+// each of its warps 16 of them.
+//  - Q (once) and the K/V tiles (double-buffered, one tile ahead) are copied global -> shared with cp.async into
+//    the 128-byte-swizzled layout wgmma reads (kernels/wgmma.cuh).
+//  - S = Q K^T: kD / 16 wgmma m64nNk16 with both operands in shared memory; S lands in registers in the layout of
+//    the sm80 policy's 16x16 accumulators, so masking, softcap, the online softmax and the epilogue are the ones
+//    fwd.cuh uses (fwd_common.cuh).
+//  - O += P V: P converted in registers to the A fragments of wgmma's register-A form, V read from shared memory
+//    N-major (transposed B); no shared-memory round trip for P.
+// Block shapes (the reasoning and measurements: docs/perf/cuda-forward.md): per thread S takes kBlockN / 2
+// registers, O kD / 2 and P kBlockN / 4; kBlockN = 128 at D <= 128 (S 64 + O 64 + P 32 at D 128), 64 at D 256
+// (S 32 + O 128 + P 16). Shared memory: Q + 2 x (K + V) = 160 KB at D 128, 192 KB at D 256: one block per SM.
+#ifndef FLASHPORT_CUDA_KERNELS_FWD_SM90_CUH
+#define FLASHPORT_CUDA_KERNELS_FWD_SM90_CUH
+
+#include "kernels/common.cuh"
+#include "kernels/copy.cuh"
+#include "kernels/fwd_common.cuh"
+#include "kernels/fwd_launch.cuh"
+#include "kernels/mask.cuh"
+#include "kernels/softmax.cuh"
+#include "kernels/tile_mma_sm80.cuh"
+#include "kernels/wgmma.cuh"
+
+namespace flashport::kernels {
+
+template <int kD> struct Sm90FwdConfig {
+  static constexpr int kWarpGroups = 2;
+  static constexpr int kThreads = 128 * kWarpGroups;
+  static constexpr int kBlockM = 64 * kWarpGroups;
+  static constexpr int kBlockN = kD <= 128 ? 128 : 64;
+  static constexpr int kStages = 2;
+  static constexpr int kPvN = kD < 128 ? kD : 128;  // N of one P V instruction (the wrappers go up to 128)
+  using QTile = SmemTileSw128<kBlockM, kD>;
+  using KTile = SmemTileSw128<kBlockN, kD>;
+  using VTile = SmemTileSw128<kBlockN, kD>;
+  // + 1 KB: the dynamic shared-memory base is rounded up to the 1024-byte alignment of the swizzle atoms.
+  static constexpr int kSmemBytes = QTile::kBytes + kStages * (KTile::kBytes + VTile::kBytes) + 1024;
+};
+
+template <class T, int kD>
+__global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kernel(const FwdParams p) {
+#if defined(FLASHPORT_HAS_WGMMA)
+  using Cfg = Sm90FwdConfig<kD>;
+  using P = TileMmaSm80<T>;  // the accumulator fragment layout only (each warp's 16 rows of a wgmma result)
+  using QTile = typename Cfg::QTile;
+  using KTile = typename Cfg::KTile;
+  using VTile = typename Cfg::VTile;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kThreads = Cfg::kThreads;
+  constexpr int kNT = kBlockN / 16;  // 16-column score tiles per warp
+  constexpr int kOT = kD / 16;       // 16-column output tiles per warp
+  constexpr int kQK = kD / 16;       // k16 steps of Q K^T
+  constexpr int kPV = kBlockN / 16;  // k16 steps of P V
+
+  extern __shared__ uint4 smem_raw[];
+  const uint32_t raw_addr = vendor::smem_addr(smem_raw);
+  char* smem = reinterpret_cast<char*>(smem_raw) + (((raw_addr + 1023u) & ~1023u) - raw_addr);
+  T* sQ = reinterpret_cast<T*>(smem);
+  T* sK = sQ + QTile::kElems;
+  T* sV = sK + Cfg::kStages * KTile::kElems;
+
+  const int m_block = vendor::grid_dim_x() - 1 - vendor::block_id_x();
+  const int h = vendor::block_id_y();
+  const int b = vendor::block_id_z();
+  const int hk = h / p.heads_ratio;
+  const int m0 = m_block * kBlockM;
+  const int rows_q = min(kBlockM, p.seqlen_q - m0);
+  const int warpgroup = vendor::thread_id() / 128;
+  const int row0 = m0 + warpgroup * 64 + (vendor::warp_id() % 4) * 16;  // this warp's first query row
+
+  const MaskRule mask{p.seqlen_kv, p.mask_offset, p.window_left, p.window_right};
+  int64_t key_lo, key_hi;
+  mask.key_range(m0, m0 + rows_q - 1, &key_lo, &key_hi);
+  const int n_begin = static_cast<int>(key_lo / kBlockN);
+  const int n_end = key_hi > key_lo ? static_cast<int>(ceil_div<int64_t>(key_hi, kBlockN)) : n_begin;
+
+  const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(m0) * p.q_stride[1] + h * p.q_stride[2];
+  const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[2];
+  const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[2];
+  auto load_kv = [&](int buffer, int n) {
+    const int key0 = n * kBlockN;
+    const int keys = min(kBlockN, p.seqlen_kv - key0);
+    load_tile<KTile, kThreads>(sK + buffer * KTile::kElems, k + int64_t(key0) * p.k_stride[1], p.k_stride[1], keys,
+                               p.head_dim_qk, p.vec_loads);
+    load_tile<VTile, kThreads>(sV + buffer * VTile::kElems, v + int64_t(key0) * p.v_stride[1], p.v_stride[1], keys,
+                               p.head_dim_v, p.vec_loads);
+  };
+
+  load_tile<QTile, kThreads>(sQ, q, p.q_stride[1], rows_q, p.head_dim_qk, p.vec_loads);
+  if (n_begin < n_end) load_kv(0, n_begin);
+  vendor::copy_commit();
+
+  typename P::Acc o[kOT];
+#pragma unroll
+  for (int t = 0; t < kOT; ++t) P::zero(o[t]);
+  OnlineSoftmax<P> softmax;
+  softmax.init();
+
+  // This warpgroup's 64 rows of Q inside each column block.
+  const uint32_t q_addr = vendor::smem_addr(sQ) + warpgroup * 64 * 128;
+
+  for (int n = n_begin; n < n_end; ++n) {
+    const int i = n - n_begin;
+    // Tile i has landed for this thread; the proxy fence and the barrier make every thread's copies visible to
+    // the tensor cores, and guarantee every warpgroup is done with the buffer the prefetch below overwrites.
+    vendor::copy_wait<0>();
+    fence_proxy_async();
+    vendor::block_sync();
+    if (n + 1 < n_end) load_kv((i + 1) % 2, n + 1);
+    vendor::copy_commit();
+
+    const uint32_t k_addr = vendor::smem_addr(sK + (i % 2) * KTile::kElems);
+    const uint32_t v_addr = vendor::smem_addr(sV + (i % 2) * VTile::kElems);
+
+    typename P::Acc s[kNT];
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kQK; ++kk) {
+      const uint32_t step = (kk % 4) * 32;  // k16 slice inside the 128-byte rows of column block kk / 4
+      const uint64_t qd = wgmma_desc(q_addr + (kk / 4) * QTile::kColBlockBytes + step, 16, 1024);
+      const uint64_t kd = wgmma_desc(k_addr + (kk / 4) * KTile::kColBlockBytes + step, 16, 1024);
+      WgmmaSS<T, kBlockN>::template run<0>(&s[0].v[0], qd, kd, kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_registers(&s[0].v[0], kNT * P::kAccElems);
+
+    const int key0 = n * kBlockN;
+    const bool partial = mask.partial(m0, m0 + kBlockM - 1, key0, key0 + kBlockN - 1);
+    scores_to_probabilities<P>(p, mask, partial, row0, key0, s, o, softmax);
+
+    typename P::FragA pa[kPV];
+#pragma unroll
+    for (int kk = 0; kk < kPV; ++kk) P::acc_to_a(pa[kk], s[kk]);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kPV; ++kk)
+#pragma unroll
+      for (int part = 0; part < kD / Cfg::kPvN; ++part) {
+        // Keys 16 kk .. +15 (16 rows of V, 2048 bytes), head-dim columns part * kPvN .. + kPvN.
+        const uint64_t vd = wgmma_desc(v_addr + kk * 2048 + part * (Cfg::kPvN / 64) * VTile::kColBlockBytes,
+                                       VTile::kColBlockBytes, 1024);
+        WgmmaRS<T, Cfg::kPvN>::template run<1>(&o[part * (Cfg::kPvN / 16)].v[0], pa[kk].r, vd, 1);
+      }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_registers(&o[0].v[0], kOT * P::kAccElems);
+    fence_registers(&pa[0].r[0], kPV * 4);
+  }
+  vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
+
+  store_output_rows<T, P>(p, b, h, row0, o, softmax);
+#else
+  // Compiled for a target without wgmma; the module selects this kernel only on compute 9.0 in a build with sm_90a.
+  __trap();
+#endif
+}
+
+template <class T, int kD> cudaError_t launch_fwd_sm90(const FwdParams& p, cudaStream_t stream) {
+  using Cfg = Sm90FwdConfig<kD>;
+  auto kernel = fwd_sm90_kernel<T, kD>;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch);
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace flashport::kernels
+
+#endif
