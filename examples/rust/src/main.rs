@@ -17,14 +17,11 @@ struct Tensor {
     strides: [i64; 4],
 }
 
+/// The fields that flashport_forward_args and flashport_backward_args share, in the header's order, after their
+/// tensors. Nested as one #[repr(C)] struct the layout is the header's flat one: the struct starts at an 8-byte
+/// boundary (it follows size_t and tensors), has the fields' own alignment, and its size (64) has no tail padding.
 #[repr(C)]
-struct ForwardArgs {
-    struct_size: usize,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    out: Tensor,
-    lse: Tensor,
+struct Options {
     softmax_scale: f32,
     softcap: f32,
     causal: i32,
@@ -35,6 +32,35 @@ struct ForwardArgs {
     workspace: *mut c_void,
     workspace_size: usize,
     backend: *const c_char,
+}
+
+impl Options {
+    /// The defaults of flashport_*_args_init(), with `causal` set.
+    fn defaults(causal: bool) -> Options {
+        Options {
+            softmax_scale: 0.0,
+            softcap: 0.0,
+            causal: causal as i32,
+            mask_alignment: 0,
+            window_left: -1,
+            window_right: -1,
+            stream: ptr::null_mut(),
+            workspace: ptr::null_mut(),
+            workspace_size: 0,
+            backend: ptr::null(),
+        }
+    }
+}
+
+#[repr(C)]
+struct ForwardArgs {
+    struct_size: usize,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+    options: Options,
 }
 
 #[repr(C)]
@@ -49,16 +75,7 @@ struct BackwardArgs {
     dq: Tensor,
     dk: Tensor,
     dv: Tensor,
-    softmax_scale: f32,
-    softcap: f32,
-    causal: i32,
-    mask_alignment: i32,
-    window_left: i64,
-    window_right: i64,
-    stream: *mut c_void,
-    workspace: *mut c_void,
-    workspace_size: usize,
-    backend: *const c_char,
+    options: Options,
     deterministic: i32,
 }
 
@@ -131,6 +148,8 @@ fn main() -> Result<(), String> {
 
     // Every field set explicitly with the defaults of flashport_forward_args_init(): our struct_size is the size
     // of the struct this program was written against, which the library accepts from older and newer callers.
+    // Options nests the shared fields without changing the layout (see Options): 10 fields, 64 bytes.
+    assert_eq!(std::mem::size_of::<Options>(), 64);
     let fwd = ForwardArgs {
         struct_size: std::mem::size_of::<ForwardArgs>(),
         q: tensor(&mut q, shape),
@@ -138,16 +157,7 @@ fn main() -> Result<(), String> {
         v: tensor(&mut v, shape),
         out: tensor(&mut out, shape),
         lse: lse_t,
-        softmax_scale: 0.0,
-        softcap: 0.0,
-        causal: 1,
-        mask_alignment: 0,
-        window_left: -1,
-        window_right: -1,
-        stream: ptr::null_mut(),
-        workspace: ptr::null_mut(),
-        workspace_size: 0,
-        backend: ptr::null(),
+        options: Options::defaults(true),
     };
     // SAFETY: every tensor points at a live Vec of the right length for the duration of the call.
     check(unsafe { flashport_forward(&fwd) }, "flashport_forward")?;
@@ -163,16 +173,7 @@ fn main() -> Result<(), String> {
         dq: tensor(&mut dq, shape),
         dk: tensor(&mut dk, shape),
         dv: tensor(&mut dv, shape),
-        softmax_scale: 0.0,
-        softcap: 0.0,
-        causal: 1,
-        mask_alignment: 0,
-        window_left: -1,
-        window_right: -1,
-        stream: ptr::null_mut(),
-        workspace: ptr::null_mut(),
-        workspace_size: 0,
-        backend: ptr::null(),
+        options: Options::defaults(true),
         deterministic: 1,
     };
     // SAFETY: as above; outputs do not overlap inputs.
