@@ -3,9 +3,9 @@
 in the same run, one panel per head dim x causal/non-causal (the layout of FlashAttention's README charts).
 
     flashport-bench --json --grid full > cpu.jsonl
-    python3 bench/plot.py cpu.jsonl --device "AMD EPYC 9654 (16 threads)" -o docs/images/bench-cpu
+    python3 bench/plot.py cpu.jsonl --device "AMD EPYC 9654 (16 threads)" -o docs/charts/bench
 
-writes one chart per (backend, direction, dtype): docs/images/bench-cpu-cpu-fwd-f32.png, ... Each title names the
+writes one chart per (backend, direction, dtype): docs/charts/bench-cpu-fwd-f32.png, ... Each title names the
 device, the date and the commit that produced the numbers (defaults: the JSON's "device" field or the backend
 name, today's UTC date, `git rev-parse --short HEAD`). Lines that are not JSON objects are ignored, so a log with
 progress messages mixed in can be passed as it is.
@@ -135,6 +135,9 @@ def main(argv=None):
     parser.add_argument("--device", help="device named in the titles (default: the records' 'device' or backend)")
     parser.add_argument("--date", help="date in the titles (default: today, UTC)")
     parser.add_argument("--commit", help="commit in the titles (default: git rev-parse --short HEAD)")
+    parser.add_argument("--max-charts", type=int, metavar="N",
+                        help="write at most N charts (the first in backend, direction, dtype order) and name the "
+                             "others on stderr (bench/device.sh: its output folder holds few files)")
     args = parser.parse_args(argv)
 
     records = read_records(args.inputs)
@@ -143,7 +146,12 @@ def main(argv=None):
     date = args.date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     commit = args.commit or git_commit()
     written = []
-    for chart, panels in sorted(group(records).items()):
+    charts = sorted(group(records).items())
+    if args.max_charts is not None and len(charts) > args.max_charts:
+        left_out = ", ".join("-".join(chart) for chart, _ in charts[args.max_charts:])
+        print(f"plot.py: --max-charts {args.max_charts}: not drawn: {left_out}", file=sys.stderr)
+        charts = charts[:args.max_charts]
+    for chart, panels in charts:
         device = args.device or next((r["device"] for r in records if r.get("device")), chart[0])
         output = Path(f"{args.output}-{'-'.join(chart)}.{args.format}")
         output.parent.mkdir(parents=True, exist_ok=True)

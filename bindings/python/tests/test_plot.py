@@ -39,3 +39,13 @@ def test_no_records_is_an_error(tmp_path):
     empty.write_text("no json here\n")
     result = subprocess.run([sys.executable, str(PLOT), str(empty)], capture_output=True, text=True)
     assert result.returncode != 0 and "no flashport-bench JSON records" in result.stderr
+
+
+def test_max_charts_writes_the_first_and_names_the_rest(tmp_path):
+    log = tmp_path / "bench.jsonl"
+    log.write_text("\n".join(json.dumps(_record(d, 64, False, 1024)) for d in ("fwd", "bwd")) + "\n")
+    result = subprocess.run([sys.executable, str(PLOT), str(log), "-o", str(tmp_path / "gpu"), "--max-charts", "1",
+                             "--commit", "abc1234"], capture_output=True, text=True, check=True)
+    assert [Path(p).name for p in result.stdout.split()] == ["gpu-cpu-bwd-f32.png"]
+    assert not (tmp_path / "gpu-cpu-fwd-f32.png").exists()
+    assert "not drawn: cpu-fwd-f32" in result.stderr
