@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "flashport/flashport.h"
@@ -61,12 +62,17 @@ inline flashport_forward_args forward_args(const flashport_tensor& q, const flas
                                            const flashport_tensor& lse) {
   flashport_forward_args a;
   flashport_forward_args_init(&a);
-  a.q = q;
-  a.k = k;
-  a.v = v;
-  a.out = out;
-  a.lse = lse;
+  std::tie(a.q, a.k, a.v, a.out, a.lse) = std::tie(q, k, v, out, lse);
   return a;
+}
+
+// q, k, v with values from rng and out, shaped by s; out gets values only when out_rng is given (a backward input).
+inline void make_attention_operands(const Shape& s, flashport_dtype dtype, std::mt19937& rng, Storage& q, Storage& k,
+                                    Storage& v, Storage& out, std::mt19937* out_rng) {
+  q.make(dtype, s.batch, s.seqlen_q, s.heads_q, s.head_dim_qk, &rng);
+  k.make(dtype, s.batch, s.seqlen_kv, s.heads_kv, s.head_dim_qk, &rng);
+  v.make(dtype, s.batch, s.seqlen_kv, s.heads_kv, s.head_dim_v, &rng);
+  out.make(dtype, s.batch, s.seqlen_q, s.heads_q, s.head_dim_v, out_rng);
 }
 
 // A valid forward request with lse requested. Not copyable: args points into the storages.
@@ -76,10 +82,7 @@ struct Forward {
 
   explicit Forward(Shape s = {}, flashport_dtype dtype = FLASHPORT_DTYPE_F32, uint32_t seed = 1) {
     std::mt19937 rng(seed);
-    q.make(dtype, s.batch, s.seqlen_q, s.heads_q, s.head_dim_qk, &rng);
-    k.make(dtype, s.batch, s.seqlen_kv, s.heads_kv, s.head_dim_qk, &rng);
-    v.make(dtype, s.batch, s.seqlen_kv, s.heads_kv, s.head_dim_v, &rng);
-    out.make(dtype, s.batch, s.seqlen_q, s.heads_q, s.head_dim_v, nullptr);
+    make_attention_operands(s, dtype, rng, q, k, v, out, nullptr);
     lse.make_lse(s.batch, s.heads_q, s.seqlen_q, nullptr);
     args = forward_args(q.t, k.t, v.t, out.t, lse.t);
   }
@@ -95,37 +98,24 @@ struct Backward {
 
   explicit Backward(Shape s = {}, flashport_dtype dtype = FLASHPORT_DTYPE_F32, uint32_t seed = 2) {
     std::mt19937 rng(seed);
-    q.make(dtype, s.batch, s.seqlen_q, s.heads_q, s.head_dim_qk, &rng);
-    k.make(dtype, s.batch, s.seqlen_kv, s.heads_kv, s.head_dim_qk, &rng);
-    v.make(dtype, s.batch, s.seqlen_kv, s.heads_kv, s.head_dim_v, &rng);
-    out.make(dtype, s.batch, s.seqlen_q, s.heads_q, s.head_dim_v, &rng);
+    make_attention_operands(s, dtype, rng, q, k, v, out, &rng);
     dout.make(dtype, s.batch, s.seqlen_q, s.heads_q, s.head_dim_v, &rng);
     lse.make_lse(s.batch, s.heads_q, s.seqlen_q, &rng);
     dq.make(dtype, s.batch, s.seqlen_q, s.heads_q, s.head_dim_qk, nullptr);
     dk.make(dtype, s.batch, s.seqlen_kv, s.heads_kv, s.head_dim_qk, nullptr);
     dv.make(dtype, s.batch, s.seqlen_kv, s.heads_kv, s.head_dim_v, nullptr);
     flashport_backward_args_init(&args);
-    args.dout = dout.t;
-    args.q = q.t;
-    args.k = k.t;
-    args.v = v.t;
-    args.out = out.t;
-    args.lse = lse.t;
-    args.dq = dq.t;
-    args.dk = dk.t;
-    args.dv = dv.t;
+    std::tie(args.dout, args.q, args.k, args.v, args.out, args.lse, args.dq, args.dk, args.dv) =
+        std::tie(dout.t, q.t, k.t, v.t, out.t, lse.t, dq.t, dk.t, dv.t);
   }
   Backward(const Backward&) = delete;
   Backward& operator=(const Backward&) = delete;
   // Makes out and lse those of a real forward call on q, k, v, so gradients are meaningful.
   flashport_status run_forward() {
     flashport_forward_args f = forward_args(q.t, k.t, v.t, out.t, lse.t);
-    f.softmax_scale = args.softmax_scale;
-    f.softcap = args.softcap;
-    f.causal = args.causal;
-    f.mask_alignment = args.mask_alignment;
-    f.window_left = args.window_left;
-    f.window_right = args.window_right;
+    std::tie(f.softmax_scale, f.softcap, f.causal, f.mask_alignment, f.window_left, f.window_right) =
+        std::tie(args.softmax_scale, args.softcap, args.causal, args.mask_alignment, args.window_left,
+                 args.window_right);
     return flashport_forward(&f);
   }
   bool outputs_untouched() const { return dq.untouched() && dk.untouched() && dv.untouched(); }

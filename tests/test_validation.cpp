@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <initializer_list>
 #include <limits>
 #include <string>
 
@@ -25,23 +26,43 @@ void expect_rejected(flashport_status got, flashport_status want, const char* ne
   CHECK(last_error_has(needle));
 }
 
-// forward and its workspace query (unless the problem is a NULL data pointer, which the query accepts).
-void expect_forward_rejected(Forward& f, flashport_status want, const char* needle, bool query_too = true) {
-  expect_rejected(flashport_forward(&f.args), want, needle);
-  CHECK(f.outputs_untouched());
+// A call and its workspace query (unless the problem is a NULL data pointer, which the query accepts) are refused
+// with that status and message, without writing the outputs or *bytes.
+template <class Request, class Args>
+void expect_request_rejected(Request& r, flashport_status (*call)(const Args*),
+                             flashport_status (*query)(const Args*, size_t*), flashport_status want,
+                             const char* needle, bool query_too) {
+  expect_rejected(call(&r.args), want, needle);
+  CHECK(r.outputs_untouched());
   if (!query_too) return;
   size_t bytes = kUnwritten;
-  expect_rejected(flashport_forward_workspace_size(&f.args, &bytes), want, needle);
+  expect_rejected(query(&r.args, &bytes), want, needle);
   CHECK(bytes == kUnwritten);
 }
 
+void expect_forward_rejected(Forward& f, flashport_status want, const char* needle, bool query_too = true) {
+  expect_request_rejected(f, flashport_forward, flashport_forward_workspace_size, want, needle, query_too);
+}
+
 void expect_backward_rejected(Backward& b, flashport_status want, const char* needle, bool query_too = true) {
-  expect_rejected(flashport_backward(&b.args), want, needle);
-  CHECK(b.outputs_untouched());
-  if (!query_too) return;
-  size_t bytes = kUnwritten;
-  expect_rejected(flashport_backward_workspace_size(&b.args, &bytes), want, needle);
-  CHECK(bytes == kUnwritten);
+  expect_request_rejected(b, flashport_backward, flashport_backward_workspace_size, want, needle, query_too);
+}
+
+// One broken field a row: each row breaks a fresh valid Forward and expects expect_forward_rejected()'s checks.
+struct ForwardBreak {
+  const char* what;
+  void (*apply)(flashport_forward_args&);
+  flashport_status want;
+  const char* needle;
+};
+
+void expect_each_forward_rejected(std::initializer_list<ForwardBreak> rows) {
+  for (const ForwardBreak& row : rows) {
+    INFO("case: ", row.what);
+    Forward f;
+    row.apply(f.args);
+    expect_forward_rejected(f, row.want, row.needle);
+  }
 }
 
 }  // namespace
@@ -112,44 +133,30 @@ TEST_CASE("validation: reserved_ must be 0") {
 }
 
 TEST_CASE("validation: dtypes") {
-  Forward f;
-  SUBCASE("unknown dtype") {
-    f.args.q.dtype = 0;
-    expect_forward_rejected(f, FLASHPORT_STATUS_DTYPE_MISMATCH, "q.dtype = 0 is not a flashport_dtype");
-  }
-  SUBCASE("disagreeing dtype") {
-    f.args.v.dtype = FLASHPORT_DTYPE_BF16;
-    expect_forward_rejected(f, FLASHPORT_STATUS_DTYPE_MISMATCH, "v.dtype = BF16 differs from q.dtype = F32");
-  }
-  SUBCASE("lse not F32") {
-    f.args.lse.dtype = FLASHPORT_DTYPE_F16;
-    expect_forward_rejected(f, FLASHPORT_STATUS_DTYPE_MISMATCH, "lse must be F32");
-  }
-  SUBCASE("backward gradient dtype") {
-    Backward b;
-    b.args.dk.dtype = FLASHPORT_DTYPE_F16;
-    expect_backward_rejected(b, FLASHPORT_STATUS_DTYPE_MISMATCH, "dk.dtype = F16 differs from q.dtype = F32");
-  }
+  expect_each_forward_rejected({
+      {"unknown dtype", [](flashport_forward_args& a) { a.q.dtype = 0; }, FLASHPORT_STATUS_DTYPE_MISMATCH,
+       "q.dtype = 0 is not a flashport_dtype"},
+      {"disagreeing dtype", [](flashport_forward_args& a) { a.v.dtype = FLASHPORT_DTYPE_BF16; },
+       FLASHPORT_STATUS_DTYPE_MISMATCH, "v.dtype = BF16 differs from q.dtype = F32"},
+      {"lse not F32", [](flashport_forward_args& a) { a.lse.dtype = FLASHPORT_DTYPE_F16; },
+       FLASHPORT_STATUS_DTYPE_MISMATCH, "lse must be F32"},
+  });
+  Backward b;  // backward gradient dtype
+  b.args.dk.dtype = FLASHPORT_DTYPE_F16;
+  expect_backward_rejected(b, FLASHPORT_STATUS_DTYPE_MISMATCH, "dk.dtype = F16 differs from q.dtype = F32");
 }
 
 TEST_CASE("validation: devices") {
-  Forward f;
-  SUBCASE("unknown device type") {
-    f.args.out.device_type = 7;
-    expect_forward_rejected(f, FLASHPORT_STATUS_DEVICE_MISMATCH, "out.device_type = 7");
-  }
-  SUBCASE("different device type") {
-    f.args.k.device_type = FLASHPORT_DEVICE_CUDA;
-    expect_forward_rejected(f, FLASHPORT_STATUS_DEVICE_MISMATCH, "k is on CUDA device 0 but q is on CPU device 0");
-  }
-  SUBCASE("different device id") {
-    f.args.lse.device_id = 1;
-    expect_forward_rejected(f, FLASHPORT_STATUS_DEVICE_MISMATCH, "lse is on CPU device 1");
-  }
-  SUBCASE("negative device id") {
-    f.args.q.device_id = -1;
-    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "q.device_id = -1");
-  }
+  expect_each_forward_rejected({
+      {"unknown device type", [](flashport_forward_args& a) { a.out.device_type = 7; },
+       FLASHPORT_STATUS_DEVICE_MISMATCH, "out.device_type = 7"},
+      {"different device type", [](flashport_forward_args& a) { a.k.device_type = FLASHPORT_DEVICE_CUDA; },
+       FLASHPORT_STATUS_DEVICE_MISMATCH, "k is on CUDA device 0 but q is on CPU device 0"},
+      {"different device id", [](flashport_forward_args& a) { a.lse.device_id = 1; },
+       FLASHPORT_STATUS_DEVICE_MISMATCH, "lse is on CPU device 1"},
+      {"negative device id", [](flashport_forward_args& a) { a.q.device_id = -1; },
+       FLASHPORT_STATUS_INVALID_ARGUMENT, "q.device_id = -1"},
+  });
 }
 
 TEST_CASE("validation: shapes") {

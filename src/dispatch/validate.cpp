@@ -313,49 +313,59 @@ void check_struct_size(size_t struct_size, size_t v01_size, size_t known_size, c
          FLASHPORT_VERSION_MAJOR, ".", FLASHPORT_VERSION_MINOR, ".", FLASHPORT_VERSION_PATCH, ")");
 }
 
-Request validate_forward(const flashport_forward_args* in, DataPointers data) {
+// The steps both directions share. The caller's struct, copied at the size it was built with (NULL refused):
+template <class Args>
+Args copy_args(const Args* in, size_t v01_size, const char* type, void (*init_sized)(Args*, size_t),
+               const char* init_name) {
   if (in == nullptr) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "args is NULL");
-  const flashport_forward_args a =
-      versioned_copy(in, FLASHPORT_PREFIX_END(flashport_forward_args, backend), "flashport_forward_args",
-                     flashport_forward_args_init_sized, "flashport_forward_args_init");
-  Request r{};
-  flashport_problem& p = r.problem;
-  std::vector<Operand> ops{
+  return versioned_copy(in, v01_size, type, init_sized, init_name);
+}
+
+// q, k, v and out, the operands both directions start with, in this order. q first: every size is bound to (and
+// reported against) q where q has it. out is the forward's output and an input of the backward.
+template <class Args>
+std::vector<Operand> attention_operands(const Args& a, flashport_problem& p, Role out_role) {
+  return {
       {"q", &a.q, kQLayout, Role::input, &p.q, ""},
       {"k", &a.k, kKLayout, Role::input, &p.k, ""},
       {"v", &a.v, kVLayout, Role::input, &p.v, ""},
-      {"out", &a.out, kOutLayout, Role::output, &p.out, ""},
+      {"out", &a.out, kOutLayout, out_role, &p.out, ""},
   };
+}
+
+// The scale and mask options both directions have; deterministic exists in backward only (0 for forward).
+template <class Args>
+Options options_of(const Args& a, int32_t deterministic) {
+  return {a.softmax_scale, a.softcap, a.causal, a.mask_alignment, a.window_left, a.window_right, deterministic};
+}
+
+Request validate_forward(const flashport_forward_args* in, DataPointers data) {
+  const flashport_forward_args a =
+      copy_args(in, FLASHPORT_PREFIX_END(flashport_forward_args, backend), "flashport_forward_args",
+                flashport_forward_args_init_sized, "flashport_forward_args_init");
+  Request r{};
+  std::vector<Operand> ops = attention_operands(a, r.problem, Role::output);
   // lse is optional in forward: data == NULL means "not requested", and then its other fields are not looked at.
-  if (a.lse.data != nullptr) ops.push_back({"lse", &a.lse, kLseLayout, Role::output, &p.lse, ""});
-  const Options o{a.softmax_scale, a.softcap,     a.causal, a.mask_alignment,
-                  a.window_left,   a.window_right, 0};
-  return finish(a, ops, o, data, r, FLASHPORT_DIRECTION_FORWARD);
+  if (a.lse.data != nullptr) ops.push_back({"lse", &a.lse, kLseLayout, Role::output, &r.problem.lse, ""});
+  return finish(a, ops, options_of(a, 0), data, r, FLASHPORT_DIRECTION_FORWARD);
 }
 
 Request validate_backward(const flashport_backward_args* in, DataPointers data) {
-  if (in == nullptr) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "args is NULL");
   const flashport_backward_args a =
-      versioned_copy(in, FLASHPORT_PREFIX_END(flashport_backward_args, deterministic), "flashport_backward_args",
-                     flashport_backward_args_init_sized, "flashport_backward_args_init");
+      copy_args(in, FLASHPORT_PREFIX_END(flashport_backward_args, deterministic), "flashport_backward_args",
+                flashport_backward_args_init_sized, "flashport_backward_args_init");
   Request r{};
   flashport_problem& p = r.problem;
-  // q first: every size is bound to (and reported against) q where q has it.
-  std::vector<Operand> ops{
-      {"q", &a.q, kQLayout, Role::input, &p.q, ""},
-      {"k", &a.k, kKLayout, Role::input, &p.k, ""},
-      {"v", &a.v, kVLayout, Role::input, &p.v, ""},
-      {"out", &a.out, kOutLayout, Role::input, &p.out, ""},
+  std::vector<Operand> ops = attention_operands(a, p, Role::input);
+  ops.insert(ops.end(), {
       {"lse", &a.lse, kLseLayout, Role::input, &p.lse,
        " (backward requires the log-sum-exp written by the forward call)"},
       {"dout", &a.dout, kOutLayout, Role::input, &p.dout, ""},
       {"dq", &a.dq, kQLayout, Role::output, &p.dq, ""},
       {"dk", &a.dk, kKLayout, Role::output, &p.dk, ""},
       {"dv", &a.dv, kVLayout, Role::output, &p.dv, ""},
-  };
-  const Options o{a.softmax_scale, a.softcap,      a.causal, a.mask_alignment,
-                  a.window_left,   a.window_right, a.deterministic};
-  return finish(a, ops, o, data, r, FLASHPORT_DIRECTION_BACKWARD);
+  });
+  return finish(a, ops, options_of(a, a.deterministic), data, r, FLASHPORT_DIRECTION_BACKWARD);
 }
 
 }  // namespace flashport

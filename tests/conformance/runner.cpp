@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <sstream>
+#include <tuple>
 
 #include "reference.h"
 
@@ -220,6 +221,18 @@ bool memory_ok(BackendOutputs& o, bool ok, const std::string& why) {
   return false;
 }
 
+// The case's scale and mask options, and the backend, on forward or backward args.
+template <class Args>
+void set_case_options(Args& a, const Case& c, const char* backend) {
+  a.softmax_scale = c.softmax_scale;
+  a.softcap = c.softcap;
+  a.causal = c.causal ? 1 : 0;
+  a.mask_alignment = c.alignment;
+  a.window_left = c.window_left;
+  a.window_right = c.window_right;
+  a.backend = backend;
+}
+
 }  // namespace
 
 BackendOutputs run_backend(const Case& c, const CaseInputs& in, const std::vector<double>& fwd_out,
@@ -251,13 +264,7 @@ BackendOutputs run_backend(const Case& c, const CaseInputs& in, const std::vecto
   fa.v = v.tensor(memory);
   fa.out = out.tensor(memory);
   if (c.with_lse) fa.lse = lse.tensor(memory);
-  fa.softmax_scale = c.softmax_scale;
-  fa.softcap = c.softcap;
-  fa.causal = c.causal ? 1 : 0;
-  fa.mask_alignment = c.alignment;
-  fa.window_left = c.window_left;
-  fa.window_right = c.window_right;
-  fa.backend = backend;
+  set_case_options(fa, c, backend);
   if (!call_ok(o, "forward", flashport_forward(&fa))) return o;
   if (!memory_ok(o, memory.synchronize(nullptr, &why) && out.download(&why) && lse.download(&why), why)) return o;
   o.out = out.image;
@@ -272,22 +279,10 @@ BackendOutputs run_backend(const Case& c, const CaseInputs& in, const std::vecto
     return o;
   flashport_backward_args ba;
   flashport_backward_args_init(&ba);
-  ba.dout = dout.tensor(memory);
-  ba.q = fa.q;
-  ba.k = fa.k;
-  ba.v = fa.v;
-  ba.out = fout.tensor(memory);
-  ba.lse = flse.tensor(memory);
-  ba.dq = dq.tensor(memory);
-  ba.dk = dk.tensor(memory);
-  ba.dv = dv.tensor(memory);
-  ba.softmax_scale = c.softmax_scale;
-  ba.softcap = c.softcap;
-  ba.causal = fa.causal;
-  ba.mask_alignment = c.alignment;
-  ba.window_left = c.window_left;
-  ba.window_right = c.window_right;
-  ba.backend = backend;
+  std::tie(ba.q, ba.k, ba.v) = std::tie(fa.q, fa.k, fa.v);
+  std::tie(ba.dout, ba.out, ba.lse) = std::make_tuple(dout.tensor(memory), fout.tensor(memory), flse.tensor(memory));
+  std::tie(ba.dq, ba.dk, ba.dv) = std::make_tuple(dq.tensor(memory), dk.tensor(memory), dv.tensor(memory));
+  set_case_options(ba, c, backend);
   ba.deterministic = c.deterministic ? 1 : 0;
   if (!call_ok(o, "backward", flashport_backward(&ba))) return o;
   if (!memory_ok(o, memory.synchronize(nullptr, &why) && dq.download(&why) && dk.download(&why) && dv.download(&why),
