@@ -20,6 +20,8 @@ root=$(cd "$(dirname "$0")/../../.." && pwd)
 limit=${PYTHON_TIMEOUT:-240}
 if [ ! -e "$lib" ]; then echo "pytest ($label): not run, no library at $1"; exit 1; fi
 export PYTHONUNBUFFERED=1 FLASHPORT_LIBRARY=$lib PYTHONPATH=$root/bindings/python${PYTHONPATH:+:$PYTHONPATH}
+# JAX (test_frameworks.py) would otherwise take 75 % of the GPU's memory when it starts, leaving torch's tests little.
+export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
 mkdir -p "$(dirname "$log")"
 {
   echo "FLASHPORT_LIBRARY=$lib"
