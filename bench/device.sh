@@ -7,6 +7,8 @@
 #   bench/device.sh                      everything: build test check ncu bench sanitize python plot
 #   STEPS="build test bench" bench/device.sh   a subset of: build test check sanitize ncu bench python plot
 #   STEPS="build python" bench/device.sh       only the Python tests (torch, transformers, CuPy, JAX) on the GPU
+#   STEPS="python plot" bench/device.sh  a later call on the same warm machine: reuses build-device and the last
+#                                        bench run (build-device/last-bench.jsonl, copied back into $OUT)
 #   DIRECTION=both bench/device.sh       also time the backward (default fwd)
 #   CUDA_ARCHS=90a bench/device.sh       build one architecture only (halves the build; default "80;90a", the
 #                                        CMake default: 90a adds the Hopper wgmma forward; "80;90" leaves it out)
@@ -108,6 +110,7 @@ if has bench; then
     --direction "$DIRECTION" --peers torch --peers-script bench/peers_torch.py --json > "$OUT/bench.jsonl" \
     2> "$LOGS/bench_stderr.txt"
   echo "bench: rc=$?" | tee -a "$OUT/summary.txt"
+  cp "$OUT/bench.jsonl" $BUILD/last-bench.jsonl  # for a plot step in a later call ($OUT starts empty each call)
   grep -m1 "FA4 not measured" "$LOGS/bench_stderr.txt" | tee -a "$OUT/summary.txt"
   python3 - "$OUT/bench.jsonl" <<'PY' > "$OUT/table.txt"
 import json, math, sys
@@ -160,6 +163,7 @@ if has plot; then
   # One chart per direction of this run (bf16): TFLOP/s against sequence length, a panel per head dim x causal,
   # flashport beside every peer of the same run, titled with the GPU, today's date and $COMMIT. At most 3 files, so
   # that $OUT stays within the 8 files the device tool brings back.
+  [ -s "$OUT/bench.jsonl" ] || cp $BUILD/last-bench.jsonl "$OUT/bench.jsonl" 2>/dev/null
   python3 bench/plot.py "$OUT/bench.jsonl" -o "$OUT/bench" --device "${GPU_NAME:-unknown GPU}" --commit "$COMMIT" \
     --max-charts 3 > "$LOGS/plot.txt" 2>&1
   echo "plot: rc=$? ($(grep -c '\.png$' "$LOGS/plot.txt") charts: $(grep '\.png$' "$LOGS/plot.txt" | xargs -r -n1 basename | paste -sd ' '))" |
