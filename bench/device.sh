@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One run on the GPU machine: configure (Release, CUDA archs 80;90a as CMake's default), build, run the CUDA conformance tests and
-# compute-sanitizer, profile one forward kernel with ncu, flashport-bench on the CUDA backend with the PyTorch peers
+# One run on the GPU machine: configure (Release, CUDA archs 80;90a as CMake's default), build, run the CUDA
+# conformance tests and compute-sanitizer, profile one forward kernel with ncu, flashport-bench on the CUDA backend with the PyTorch peers
 # (SDPA flash and cuDNN, FlashAttention 4 when importable) measured in the same run, the Python test suite against
 # the library just built, and charts of the bench. Prints a short table last.
 #
