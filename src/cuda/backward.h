@@ -2,7 +2,8 @@
 //
 // The module's backend table calls these three for problems with direction == FLASHPORT_DIRECTION_BACKWARD; the
 // problem has been validated by src/dispatch, so they trust every field. All three share one kernel selector
-// (backward.cu), so "supported", "how much workspace" and "what runs" can never disagree.
+// (backward.cu), so "supported", "how much workspace" and "what runs" can never disagree. The launch sequence, the
+// workspace layout and the parameter block are shared with the HIP module (kernels/bwd_host.cuh).
 //
 // Work is queued asynchronously on p->stream. Nothing is written to dq/dk/dv when a function fails before launching.
 #ifndef FLASHPORT_CUDA_BACKWARD_H
@@ -32,6 +33,14 @@ size_t flashport_cuda_backward_workspace_size(const flashport_problem* p);
  *  allocates the workspace stream-ordered (cudaMallocAsync) and frees it stream-ordered within the call.
  *  @return a flashport_status; err holds the message on failure. */
 int32_t flashport_cuda_backward_run(const flashport_problem* p, char* err, size_t err_len);
+
+/** The same three for the "cuda-fma" backend variant: the main kernel with the generic FMA tiles and AMD's block
+ *  shapes (kernels/bwd_launch.cuh, BwdShapeAmd), i.e. the arithmetic AMD gfx1030 runs; fp32 runs the same kernels as
+ *  above. In a build without -DFLASHPORT_CUDA_FMA=ON, supports() declines with that reason and
+ *  workspace_size() is 0. */
+int32_t flashport_cuda_fma_backward_supports(const flashport_problem* p, char* why, size_t why_len);
+size_t flashport_cuda_fma_backward_workspace_size(const flashport_problem* p);
+int32_t flashport_cuda_fma_backward_run(const flashport_problem* p, char* err, size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -204,18 +204,13 @@ bool common_supports(const flashport_problem* p, char* why, size_t why_len) {
   return true;
 }
 
-constexpr const char* kFmaForwardOnly =
-    "cuda-fma runs the forward only (the backward is the tensor-core one: use backend cuda)";
-
 int32_t supports_variant(const flashport_problem* p, char* why, size_t why_len, bool fma) {
   if (!common_supports(p, why, why_len)) return 0;
-  if (p->direction == FLASHPORT_DIRECTION_BACKWARD && fma) {
-    say(why, why_len, "%s", kFmaForwardOnly);
-    return 0;
-  }
   if (p->direction == FLASHPORT_DIRECTION_BACKWARD) {
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
-    return flashport_cuda_backward_supports(p, why, why_len);
+    // cuda-fma: the same backward with the FMA tiles and AMD's block shapes (bwd_fma.h).
+    return fma ? flashport_cuda_fma_backward_supports(p, why, why_len)
+               : flashport_cuda_backward_supports(p, why, why_len);
 #else
     say(why, why_len, "backward not built yet (this module was built without src/cuda/backward.cu)");
     return 0;
@@ -243,6 +238,13 @@ size_t workspace_size(const flashport_problem* p) {
 #endif
   (void)p;
   return 0;  // the forward keeps everything in registers and shared memory
+}
+size_t workspace_size_fma(const flashport_problem* p) {
+#if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
+  if (p->direction == FLASHPORT_DIRECTION_BACKWARD) return flashport_cuda_fma_backward_workspace_size(p);
+#endif
+  (void)p;
+  return 0;
 }
 
 bool aligned(const void* ptr, size_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
@@ -312,17 +314,13 @@ class DeviceGuard {
 
 int32_t run_variant(const flashport_problem* p, char* err, size_t err_len, bool fma) {
   if (!common_supports(p, err, err_len)) return FLASHPORT_STATUS_UNSUPPORTED;
-  if (p->direction == FLASHPORT_DIRECTION_BACKWARD && fma) {
-    say(err, err_len, "%s", kFmaForwardOnly);
-    return FLASHPORT_STATUS_UNSUPPORTED;
-  }
   if (p->direction == FLASHPORT_DIRECTION_BACKWARD) {
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
     // The backward allocates (cudaMallocAsync) and launches on the current device: make it p->device_id.
     DeviceGuard guard;
     const cudaError_t e = guard.enter(p->device_id);
     if (e != cudaSuccess) return cuda_failure(e, "cudaSetDevice", err, err_len);
-    return flashport_cuda_backward_run(p, err, err_len);
+    return fma ? flashport_cuda_fma_backward_run(p, err, err_len) : flashport_cuda_backward_run(p, err, err_len);
 #else
     say(err, err_len, "backward not built yet (this module was built without src/cuda/backward.cu)");
     return FLASHPORT_STATUS_UNSUPPORTED;
@@ -400,10 +398,11 @@ const flashport_backend_iface kBackends[] = {{
     // nothing that cuda declines, so it runs only when forced by name.
     /* .name = */ "cuda-fma",
     /* .device_type = */ FLASHPORT_DEVICE_CUDA,
-    /* .description = */ "NVIDIA GPUs: the forward with the generic FMA tiles the HIP module runs on AMD gfx1030",
+    /* .description = */ "NVIDIA GPUs: forward and backward with the generic FMA tiles (and, in the backward, the "
+                          "block shapes) that the HIP module runs on AMD gfx1030",
     /* .probe = */ probe,
     /* .supports = */ supports_fma,
-    /* .workspace_size = */ workspace_size,
+    /* .workspace_size = */ workspace_size_fma,
     /* .run = */ run_fma,
     /* .mem_alloc = */ mem_alloc,
     /* .mem_free = */ mem_free,

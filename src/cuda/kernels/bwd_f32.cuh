@@ -152,17 +152,30 @@ template <int kWarp> __global__ void __launch_bounds__(kBwdF32Warps * kWarp) bwd
   }
 }
 
+// Grids of the two fp32 kernels, blocks of kBwdF32Warps warps: one warp per key (dK, dV), one per query row (dQ).
+FLASHPORT_HD void bwd_f32_grids(const BwdParams& p, unsigned dkdv[3], unsigned dq[3]) {
+  dkdv[0] = unsigned((p.seqlen_kv + kBwdF32Warps - 1) / kBwdF32Warps);
+  dkdv[1] = unsigned(p.heads_kv);
+  dkdv[2] = unsigned(p.batch);
+  dq[0] = unsigned((p.seqlen_q + kBwdF32Warps - 1) / kBwdF32Warps);
+  dq[1] = unsigned(p.heads_q);
+  dq[2] = unsigned(p.batch);
+}
+
+// Not compiled where launches go through another API (the HIP module's host pass, see fwd_f32.cuh).
+#if !defined(FLASHPORT_NO_HOST_LAUNCHERS)
 // Both fp32 kernels; the preprocessing kernel must have run on the same stream.
 inline cudaError_t launch_bwd_f32(const BwdParams& p, cudaStream_t stream) {
   constexpr int kWarp = 32;
-  const dim3 grid_kv(ceil_div(p.seqlen_kv, kBwdF32Warps), p.heads_kv, p.batch);
-  bwd_f32_dkdv_kernel<kWarp><<<grid_kv, kBwdF32Warps * kWarp, 0, stream>>>(p);
+  unsigned kv[3], q[3];
+  bwd_f32_grids(p, kv, q);
+  bwd_f32_dkdv_kernel<kWarp><<<dim3(kv[0], kv[1], kv[2]), kBwdF32Warps * kWarp, 0, stream>>>(p);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  const dim3 grid_q(ceil_div(p.seqlen_q, kBwdF32Warps), p.heads_q, p.batch);
-  bwd_f32_dq_kernel<kWarp><<<grid_q, kBwdF32Warps * kWarp, 0, stream>>>(p);
+  bwd_f32_dq_kernel<kWarp><<<dim3(q[0], q[1], q[2]), kBwdF32Warps * kWarp, 0, stream>>>(p);
   return cudaGetLastError();
 }
+#endif
 
 }  // namespace flashport::kernels
 

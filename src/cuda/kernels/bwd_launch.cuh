@@ -8,7 +8,7 @@
 
 namespace flashport::kernels {
 
-// Block shape of the tensor-core main kernel per (padded) head dims. One block owns kBlockN keys and keeps their dK
+// Block shape of the tensor-core main kernel (NVIDIA) per (padded) head dims. One block owns kBlockN keys and keeps their dK
 // and dV (fp32) in registers for the whole loop over query blocks of kBlockM rows: kBlockN * (kDqk + kDv) / 256
 // floats per lane with 8 warps, i.e. 128 at D 128 with 128 keys, and 128 at D 256 with 64 keys. More keys per block
 // means fewer blocks adding into each dQ row (fewer atomics) and fewer re-reads of Q and dO.
@@ -37,7 +37,67 @@ template <int kDqk, int kDv> struct BwdShape {
   static constexpr int kWN2 = 4;
   // Phase 3's head-dim share per warp must stay a multiple of 16; wide head dims keep it small (registers).
   static constexpr int kWM3 = kDqk % 64 == 0 && kDqk <= 128 ? 2 : 4;
+  static constexpr int kMaxSmemBytes = 227 * 1024;  // the most a block may opt in to on sm_90 (sm_80: 163 KB)
 };
+
+// Block shape for AMD GPUs, whose workgroups have 64 KB of shared memory (LDS) each (gfx9 and gfx11 alike), also
+// used by the generic FMA tiles on NVIDIA so that the "cuda-fma" variant runs exactly the shapes AMD gfx1030 runs.
+// Q, dO (kBlockM rows), K, V (kBlockN rows), P^T, dS^T and dS live in shared memory together (BwdConfig::kSmemBytes
+// in bwd_main.cuh, checked there against kMaxSmemBytes by a static_assert); tiles are at least 32 wide (SmemTile):
+//   D <= 64: 64 keys x 64 queries (57 KB at D 64)    D <= 128: 64 x 32 (62 KB)    D <= 192: 32 x 32 (55 KB)
+// all with 4 warps of 2 x 2 in every phase. At D 256 the smallest blocks (32 x 32) take 70 KB: no AMD target can run
+// them (the HIP build leaves the D 256 backward out and declines it), while NVIDIA runs them for cuda-fma.
+// The shape does not depend on the policy (MFMA, WMMA, FMA at 32 or 64 lanes), so the HIP host side sizes the
+// workspace and the grid without knowing which policy a device's code object holds. dK and dV stay in registers:
+// kBlockN * (kDqk + kDv) / threads floats per lane (64 lanes: 32-48; 32 lanes: 64-96).
+template <int kDqk, int kDv> struct BwdShapeAmd {
+  static constexpr int kDmax = kDqk > kDv ? kDqk : kDv;
+  static constexpr bool kTwoBlocks = false;
+  static constexpr int kBlockM = kDmax <= 64 ? 64 : 32;
+  static constexpr int kBlockN = kDmax <= 128 ? 64 : 32;
+  static constexpr int kMinBlocks = 1;
+  static constexpr int kWarps = 4;
+  static constexpr int kWN1 = 2;
+  static constexpr int kWN2 = 2;
+  static constexpr int kWM3 = 2;
+#if defined(__HIP__)
+  static constexpr int kMaxSmemBytes = 64 * 1024;
+#else
+  static constexpr int kMaxSmemBytes = kDmax <= 192 ? 64 * 1024 : 227 * 1024;
+#endif
+};
+
+// Which shape a tile policy's main kernel uses: BwdShape (sized for NVIDIA's shared memory) for the tensor-core
+// policy, BwdShapeAmd for the AMD policies and the generic FMA tiles (declared here so that host code, which never
+// sees the policies' definitions, picks the same shape as the kernel).
+template <class T> struct TileMmaMfma;
+template <class T> struct TileMmaWmma;
+template <class T, int kLanes> struct TileMmaFma;
+template <class P, int kDqk, int kDv> struct BwdShapeFor { using type = BwdShape<kDqk, kDv>; };
+template <class T, int kDqk, int kDv> struct BwdShapeFor<TileMmaMfma<T>, kDqk, kDv> {
+  using type = BwdShapeAmd<kDqk, kDv>;
+};
+template <class T, int kDqk, int kDv> struct BwdShapeFor<TileMmaWmma<T>, kDqk, kDv> {
+  using type = BwdShapeAmd<kDqk, kDv>;
+};
+template <class T, int kLanes, int kDqk, int kDv> struct BwdShapeFor<TileMmaFma<T, kLanes>, kDqk, kDv> {
+  using type = BwdShapeAmd<kDqk, kDv>;
+};
+
+// The main kernel's grid: key blocks fastest, then kv heads, then batch; the deterministic mode puts (batch, kv
+// head) fastest and key blocks in y (see bwd_main.cuh for why). Either order issues key block n - 1 of a head before
+// key block n, so the deterministic mode's waits only ever point at blocks issued earlier.
+FLASHPORT_HD void bwd_main_grid(const BwdParams& p, unsigned grid[3]) {
+  if (p.deterministic) {
+    grid[0] = unsigned(p.batch * p.heads_kv);
+    grid[1] = unsigned(p.n_blocks);
+    grid[2] = 1;
+  } else {
+    grid[0] = unsigned(p.n_blocks);
+    grid[1] = unsigned(p.heads_kv);
+    grid[2] = unsigned(p.batch);
+  }
+}
 
 // Tensor-core backward main kernel for 16-bit T (vendor::half_t, vendor::bf16_t) and padded head dims. The
 // preprocessing kernel must have run on the same stream; the conversion kernel runs after it.

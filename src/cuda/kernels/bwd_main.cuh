@@ -26,9 +26,10 @@
 namespace flashport::kernels {
 
 // Warp layouts of the three phases. Each phase splits its output over the block's warps, rows first (16-row tiles),
-// then columns; a warp owns kT*R x kT*C tiles of 16 x 16.
-template <class P, int kDqk, int kDv> struct BwdConfig : BwdShape<kDqk, kDv> {
-  using Shape = BwdShape<kDqk, kDv>;
+// then columns; a warp owns kT*R x kT*C tiles of 16 x 16. The shape comes from BwdShapeFor (bwd_launch.cuh):
+// NVIDIA's BwdShape for the tensor-core policy, BwdShapeAmd for the AMD policies and the FMA tiles.
+template <class P, int kDqk, int kDv> struct BwdConfig : BwdShapeFor<P, kDqk, kDv>::type {
+  using Shape = typename BwdShapeFor<P, kDqk, kDv>::type;
   static constexpr int kBlockM = Shape::kBlockM, kBlockN = Shape::kBlockN, kWarps = Shape::kWarps;
   static constexpr int kThreads = kWarps * P::kWarpSize;
   static_assert(P::kM == 16 && P::kN == 16 && P::kK == 16, "the backward assumes 16x16x16 tile operations");
@@ -55,6 +56,8 @@ template <class P, int kDqk, int kDv> struct BwdConfig : BwdShape<kDqk, kDv> {
   using STile = SmemTile<kBlockM, kBlockN>;   // dS, queries-major
   static constexpr int kSmemBytes = KTile::kBytes + VTile::kBytes + QTile::kBytes + OTile::kBytes +
                                     2 * PtTile::kBytes + STile::kBytes + 2 * kBlockM * int(sizeof(float));
+  static_assert(kSmemBytes <= Shape::kMaxSmemBytes, "the backward block does not fit the shape's shared memory "
+                                                    "(AMD: 64 KB of LDS per workgroup)");
 };
 
 // Store a pair of adjacent-column values (accumulator elements e, e + 1 of every policy start at an even column)
@@ -131,7 +134,7 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
   float* sLse = reinterpret_cast<float*>(sdS + STile::kElems);
   float* sDsum = sLse + kBlockM;
 
-  // Grid order (launch_bwd_main): key blocks fastest, so blocks of one head run together and share its Q / dO in
+  // Grid order (bwd_main_grid): key blocks fastest, so blocks of one head run together and share its Q / dO in
   // L2; deterministic mode puts (batch, kv head) fastest instead, so that blocks running at the same time are
   // mostly of different heads and do not queue behind each other's dQ turns.
   int n_block, hk, b;
@@ -393,17 +396,22 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
 #endif
 }
 
-template <class T, int kDqk, int kDv> cudaError_t launch_bwd_main(const BwdParams& p, cudaStream_t stream) {
-  using Cfg = BwdConfig<TileMmaDefault<T>, kDqk, kDv>;
-  auto kernel = bwd_main_kernel<T, kDqk, kDv>;
+// The launch with policy P (cuda-fma: bwd_fma.cuh); launch_bwd_main runs the target's default policy.
+template <class T, int kDqk, int kDv, class P>
+cudaError_t launch_bwd_main_policy(const BwdParams& p, cudaStream_t stream) {
+  using Cfg = BwdConfig<P, kDqk, kDv>;
+  auto kernel = bwd_main_kernel<T, kDqk, kDv, P>;
   // Above 48 KB a kernel must opt in to its dynamic shared memory; per-device state, so set on every launch.
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
-  // Either order issues key block n - 1 of a head before key block n, so the deterministic mode's waits only
-  // ever point at blocks issued earlier (see the kernel for why the orders differ).
-  const dim3 grid = p.deterministic ? dim3(p.batch * p.heads_kv, p.n_blocks) : dim3(p.n_blocks, p.heads_kv, p.batch);
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
+  unsigned g[3];
+  bwd_main_grid(p, g);
+  kernel<<<dim3(g[0], g[1], g[2]), Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
+}
+
+template <class T, int kDqk, int kDv> cudaError_t launch_bwd_main(const BwdParams& p, cudaStream_t stream) {
+  return launch_bwd_main_policy<T, kDqk, kDv, TileMmaDefault<T>>(p, stream);
 }
 
 }  // namespace flashport::kernels
