@@ -1,5 +1,6 @@
 // Host pass over the kernel templates of src/cuda: which kernel runs a problem, its launch shape and its parameter
-// block. See kernel_table.h. Compiled by clang -x hip --cuda-host-only: it only reads constexpr configuration and
+// block, forward and backward. See kernel_table.h. The backward's checks, workspace layout, parameter block and launch
+// sequence are the CUDA module's (kernels/bwd_host.cuh); only the launcher (HipBwdLauncher) is HIP's. Compiled by clang -x hip --cuda-host-only: it only reads constexpr configuration and
 // asks the compiler for device-side symbol names, so it emits no device code and references no HIP runtime symbol.
 // No <<<>>> launcher bodies in this pass (see kernels/fwd_f32.cuh): they would reference the HIP runtime.
 #define FLASHPORT_NO_HOST_LAUNCHERS 1
@@ -9,12 +10,20 @@
 #include <climits>
 #include <cstdint>
 
+#include "kernels/bwd_f32.cuh"
+#include "kernels/bwd_host.cuh"
+#include "kernels/bwd_main.cuh"
+#include "kernels/bwd_rows.cuh"
 #include "kernels/fwd.cuh"
 #include "kernels/fwd_f32.cuh"
 
 namespace flashport::hip {
 namespace {
 
+using kernels::BwdConfig;
+using kernels::BwdParams;
+using kernels::BwdShapeInfo;
+using kernels::BwdStep;
 using kernels::FwdConfig;
 using kernels::FwdParams;
 using kernels::TileMmaFma;
@@ -27,6 +36,7 @@ using bf16 = vendor::bf16_t;
 template <class T> constexpr int32_t dtype_of();
 template <> constexpr int32_t dtype_of<f16>() { return FLASHPORT_DTYPE_F16; }
 template <> constexpr int32_t dtype_of<bf16>() { return FLASHPORT_DTYPE_BF16; }
+template <> constexpr int32_t dtype_of<float>() { return FLASHPORT_DTYPE_F32; }
 
 // One kernel variant: its symbol and shape; the grid's x extent is ceil(seqlen_q / rows_per_block).
 struct Variant {
@@ -128,13 +138,9 @@ FwdParams forward_params(const flashport_problem& p) {
   return f;
 }
 
-// The variants that can run p, or nullptr with the reason.
-const Variant* select_forward(const flashport_problem& p, size_t* count, std::string* why) {
-  if (p.direction != FLASHPORT_DIRECTION_FORWARD) {
-    *why = "the HIP module runs the forward only: the backward kernels are compiled for every AMD target, but their "
-           "host side (workspace and the three launches) is not ported yet";
-    return nullptr;
-  }
+// Checks of both directions: head_dim strides of q, k, v, out and the sizes every grid is held to (the backward's
+// grids are also checked launch by launch, bwd_grids_fit).
+bool common_supported(const flashport_problem& p, std::string* why) {
   const struct {
     const char* name;
     const flashport_operand* op;
@@ -143,7 +149,7 @@ const Variant* select_forward(const flashport_problem& p, size_t* count, std::st
     if (o.op->stride[3] != 1) {
       *why = std::string(o.name) + ".strides[3] (head_dim stride) is " + std::to_string(o.op->stride[3]) +
              "; the HIP backend needs head_dim contiguous (1)";
-      return nullptr;
+      return false;
     }
   }
   // Grid: x = query blocks, y = heads_q, z = batch (y and z at most 65535); row indices are int.
@@ -151,8 +157,13 @@ const Variant* select_forward(const flashport_problem& p, size_t* count, std::st
     *why = "batch " + std::to_string(p.batch) + " / heads_q " + std::to_string(p.heads_q) + " / seqlens (" +
            std::to_string(p.seqlen_q) + ", " + std::to_string(p.seqlen_kv) +
            ") exceed the HIP launch limits (65535 batch, 65535 heads, 2^30 rows)";
-    return nullptr;
+    return false;
   }
+  return true;
+}
+
+// The variants that can run the forward p, or nullptr with the reason.
+const Variant* select_forward(const flashport_problem& p, size_t* count, std::string* why) {
   if (p.dtype == FLASHPORT_DTYPE_F32) {
     if (p.head_dim_qk > kernels::kF32MaxDim || p.head_dim_v > kernels::kF32MaxDim) {
       *why = "head dims (" + std::to_string(p.head_dim_qk) + ", " + std::to_string(p.head_dim_v) +
@@ -172,16 +183,264 @@ const Variant* select_forward(const flashport_problem& p, size_t* count, std::st
   return f->variants;
 }
 
+// ---- Backward --------------------------------------------------------------------------------------------------
+
+// One main-kernel variant per policy, each checked to fit 64 KB of LDS. The block shape (BwdShapeAmd,
+// kernels/bwd_launch.cuh) is the same for every AMD policy, so the workspace layout and the grid do not depend on
+// which one a device's code object holds; only the block's thread count (wavefront width) does.
+template <class T, int kDqk, int kDv, class P> constexpr Variant bwd_variant() {
+  using Cfg = BwdConfig<P, kDqk, kDv>;
+  static_assert(Cfg::kSmemBytes <= 64 * 1024, "AMD workgroups have 64 KB of LDS");
+  return {__builtin_get_device_side_mangled_name(kernels::bwd_main_kernel<T, kDqk, kDv, P>), Cfg::kBlockN,
+          Cfg::kThreads, Cfg::kSmemBytes};
+}
+
+struct BwdInstance {
+  int32_t dtype;
+  int dqk, dv;
+  int block_m, block_n;
+  Variant variants[kVariants];
+};
+
+template <class T, int kDqk, int kDv> constexpr BwdInstance bwd_instance() {
+  using Mfma = BwdConfig<TileMmaMfma<T>, kDqk, kDv>;
+  using Wmma = BwdConfig<TileMmaWmma<T>, kDqk, kDv>;
+  using Fma64 = BwdConfig<TileMmaFma<T, 64>, kDqk, kDv>;
+  using Fma32 = BwdConfig<TileMmaFma<T, 32>, kDqk, kDv>;
+  static_assert(Mfma::kBlockM == Wmma::kBlockM && Mfma::kBlockM == Fma64::kBlockM && Mfma::kBlockM == Fma32::kBlockM &&
+                    Mfma::kBlockN == Wmma::kBlockN && Mfma::kBlockN == Fma64::kBlockN &&
+                    Mfma::kBlockN == Fma32::kBlockN,
+                "the host sizes the workspace and the grid once for every AMD policy: their block shapes must agree");
+  return {dtype_of<T>(),
+          kDqk,
+          kDv,
+          Mfma::kBlockM,
+          Mfma::kBlockN,
+          {bwd_variant<T, kDqk, kDv, TileMmaMfma<T>>(), bwd_variant<T, kDqk, kDv, TileMmaWmma<T>>(),
+           bwd_variant<T, kDqk, kDv, TileMmaFma<T, 64>>(), bwd_variant<T, kDqk, kDv, TileMmaFma<T, 32>>()}};
+}
+
+const BwdInstance kBwdInstances[] = {
+#define FLASHPORT_HIP_BWD_INSTANCE(T, dqk, dv) bwd_instance<T, dqk, dv>(),
+#include "bwd_instances.inc"
+#undef FLASHPORT_HIP_BWD_INSTANCE
+};
+
+// The row kernels (32-lane row groups on any wavefront width) and the fp32 kernels at the target's wavefront width
+// (device_kernels.hip instantiates exactly that one, so a code object holds one of the two).
+template <class T> constexpr const char* bwd_preprocess_name() {
+  return __builtin_get_device_side_mangled_name(kernels::bwd_preprocess_kernel<T>);
+}
+template <class T> constexpr const char* bwd_convert_name() {
+  return __builtin_get_device_side_mangled_name(kernels::bwd_convert_kernel<T>);
+}
+template <int kWarp> constexpr Variant bwd_f32_dkdv_variant() {
+  return {__builtin_get_device_side_mangled_name(kernels::bwd_f32_dkdv_kernel<kWarp>), kernels::kBwdF32Warps,
+          kernels::kBwdF32Warps * kWarp, 0};
+}
+template <int kWarp> constexpr Variant bwd_f32_dq_variant() {
+  return {__builtin_get_device_side_mangled_name(kernels::bwd_f32_dq_kernel<kWarp>), kernels::kBwdF32Warps,
+          kernels::kBwdF32Warps * kWarp, 0};
+}
+const Variant kBwdF32DkdvVariants[] = {bwd_f32_dkdv_variant<64>(), bwd_f32_dkdv_variant<32>()};
+const Variant kBwdF32DqVariants[] = {bwd_f32_dq_variant<64>(), bwd_f32_dq_variant<32>()};
+constexpr size_t kBwdF32VariantCount = sizeof kBwdF32DkdvVariants / sizeof kBwdF32DkdvVariants[0];
+
+// What runs a backward problem. main == nullptr: the fp32 path (its two kernels instead of one main kernel).
+struct BwdSelection {
+  BwdShapeInfo shape;
+  const char* preprocess = nullptr;
+  const char* convert = nullptr;  // nullptr for fp32: its kernels write dq
+  const Variant* main = nullptr;
+};
+
+// The same padding rule as the forward and as the CUDA backward: the smallest instance that covers both head dims.
+const BwdInstance* select_bwd_16bit(const flashport_problem& p) {
+  const BwdInstance* best = nullptr;
+  for (const BwdInstance& b : kBwdInstances) {
+    if (b.dtype != p.dtype || b.dqk < p.head_dim_qk || b.dv < p.head_dim_v) continue;
+    if (best == nullptr || b.dqk + b.dv < best->dqk + best->dv) best = &b;
+  }
+  return best;
+}
+
+bool select_backward(const flashport_problem& p, BwdSelection* s, std::string* why) {
+  char buf[512];
+  if (!kernels::bwd_check_problem(p, "HIP", buf, sizeof buf)) {
+    *why = buf;
+    return false;
+  }
+  switch (p.dtype) {
+    case FLASHPORT_DTYPE_F16:
+    case FLASHPORT_DTYPE_BF16: {
+      const BwdInstance* b = select_bwd_16bit(p);
+      if (b == nullptr) {
+        *why = "backward: head dims (" + std::to_string(p.head_dim_qk) + ", " + std::to_string(p.head_dim_v) +
+               ") have no HIP backward kernel: above 192 its smallest blocks need 70 KB of LDS, AMD workgroups have "
+               "64 KB (the forward runs up to 256)";
+        return false;
+      }
+      const bool half = p.dtype == FLASHPORT_DTYPE_F16;
+      s->shape.block_m = b->block_m;
+      s->shape.block_n = b->block_n;
+      s->shape.accumulates = true;
+      s->preprocess = half ? bwd_preprocess_name<f16>() : bwd_preprocess_name<bf16>();
+      s->convert = half ? bwd_convert_name<f16>() : bwd_convert_name<bf16>();
+      s->main = b->variants;
+      return true;
+    }
+    case FLASHPORT_DTYPE_F32:
+      s->shape.block_m = 64;  // only pads the workspace rows; the fp32 kernels work row by row
+      s->shape.block_n = 64;
+      s->shape.accumulates = false;
+      s->preprocess = bwd_preprocess_name<float>();
+      s->convert = nullptr;
+      s->main = nullptr;
+      return true;
+    default:
+      *why = "backward: dtype " + std::to_string(p.dtype) + " has no HIP kernel";
+      return false;
+  }
+}
+
+// The launches of one step: at most two (fp32 main: dK/dV, then dQ), each with its variants (a code object holds
+// one of them).
+struct StepLaunches {
+  KernelLaunch launch[2][kVariants];
+  size_t candidates[2] = {0, 0};
+  size_t count = 0;
+};
+
+KernelLaunch launch_of(const char* name, const unsigned grid[3], unsigned threads, unsigned shared) {
+  return {name, {grid[0], grid[1], grid[2]}, threads, shared};
+}
+
+StepLaunches bwd_step(const BwdSelection& s, BwdStep step, const BwdParams& b) {
+  StepLaunches out;
+  if (step == BwdStep::kPreprocess || step == BwdStep::kConvert) {
+    const unsigned grid[3] = {static_cast<unsigned>(kernels::bwd_row_blocks(b)), 1, 1};
+    out.launch[0][0] = launch_of(step == BwdStep::kPreprocess ? s.preprocess : s.convert, grid,
+                                 kernels::kBwdRowThreads, 0);
+    out.candidates[0] = 1;
+    out.count = 1;
+  } else if (s.main != nullptr) {
+    unsigned grid[3];
+    kernels::bwd_main_grid(b, grid);
+    for (size_t i = 0; i < static_cast<size_t>(kVariants); ++i)
+      out.launch[0][i] = launch_of(s.main[i].name, grid, static_cast<unsigned>(s.main[i].threads),
+                                   static_cast<unsigned>(s.main[i].shared_bytes));
+    out.candidates[0] = kVariants;
+    out.count = 1;
+  } else {
+    unsigned kv[3], q[3];
+    kernels::bwd_f32_grids(b, kv, q);
+    for (size_t i = 0; i < kBwdF32VariantCount; ++i) {
+      out.launch[0][i] = launch_of(kBwdF32DkdvVariants[i].name, kv,
+                                   static_cast<unsigned>(kBwdF32DkdvVariants[i].threads), 0);
+      out.launch[1][i] = launch_of(kBwdF32DqVariants[i].name, q,
+                                   static_cast<unsigned>(kBwdF32DqVariants[i].threads), 0);
+    }
+    out.candidates[0] = out.candidates[1] = kBwdF32VariantCount;
+    out.count = 2;
+  }
+  return out;
+}
+
+// hipModuleLaunchKernel counts work-items: grid extent times block size must fit 32 bits in each dimension (the
+// y and z extents are held to 65535 as in the forward). Checked on every launch the problem would make.
+bool bwd_grids_fit(const flashport_problem& p, const BwdSelection& s, std::string* why) {
+  char scratch[1];
+  const BwdParams b = kernels::bwd_params(p, s.shape, scratch, kernels::bwd_layout(p, s.shape));
+  for (BwdStep step : {BwdStep::kPreprocess, BwdStep::kMain, BwdStep::kConvert}) {
+    if (step == BwdStep::kConvert && !s.shape.accumulates) continue;
+    const StepLaunches l = bwd_step(s, step, b);
+    for (size_t i = 0; i < l.count; ++i)
+      for (size_t v = 0; v < l.candidates[i]; ++v) {
+        const KernelLaunch& k = l.launch[i][v];
+        if (uint64_t(k.grid[0]) * k.block > 0xffffffffULL || k.grid[1] > 65535 || k.grid[2] > 65535) {
+          *why = "backward: the grid (" + std::to_string(k.grid[0]) + ", " + std::to_string(k.grid[1]) + ", " +
+                 std::to_string(k.grid[2]) + ") of " + std::to_string(k.block) +
+                 "-thread blocks exceeds the HIP launch limits (2^32 work-items in x, 65535 blocks in y and z)";
+          return false;
+        }
+      }
+  }
+  return true;
+}
+
+bool backward_supported(const flashport_problem& p, BwdSelection* s, std::string* why) {
+  char buf[512];
+  if (!select_backward(p, s, why)) return false;
+  if (!kernels::bwd_check_grids(p, s->shape, "HIP", buf, sizeof buf)) {
+    *why = buf;
+    return false;
+  }
+  return bwd_grids_fit(p, *s, why);
+}
+
+// The HIP side of the shared launch sequence (kernels/bwd_host.cuh).
+struct HipBwdLauncher {
+  const flashport_problem& p;
+  const BwdSelection& s;
+  bool stream_ordered = true;
+
+  static int32_t fail(int32_t status, const char* what, const std::string& msg, char* err, size_t err_len) {
+    kernels::bwd_say(err, err_len, "%s: %s", what, msg.c_str());
+    return status;
+  }
+  int32_t alloc(size_t bytes, void** ptr, const char* what, char* err, size_t err_len) {
+    std::string msg;
+    const int32_t st = device_alloc(p.device_id, bytes, p.stream, ptr, &stream_ordered, &msg);
+    return st == FLASHPORT_STATUS_OK ? st : fail(st, what, msg, err, err_len);
+  }
+  int32_t release(void* ptr, const char* what, char* err, size_t err_len) {
+    std::string msg;
+    const int32_t st = device_free(p.device_id, ptr, p.stream, stream_ordered, &msg);
+    return st == FLASHPORT_STATUS_OK ? st : fail(st, what, msg, err, err_len);
+  }
+  int32_t launch(BwdStep step, const BwdParams& b, const char* what, char* err, size_t err_len) {
+    const StepLaunches l = bwd_step(s, step, b);
+    for (size_t i = 0; i < l.count; ++i) {
+      BwdParams params = b;  // the runtime copies the block at launch
+      std::string msg;
+      const int32_t st = launch_kernel(p.device_id, l.launch[i], l.candidates[i], p.stream, &params, &msg);
+      if (st != FLASHPORT_STATUS_OK) return fail(st, what, msg, err, err_len);
+    }
+    return FLASHPORT_STATUS_OK;
+  }
+};
+
 }  // namespace
 
 bool plan_supported(const flashport_problem& p, std::string* why) {
+  if (!common_supported(p, why)) return false;
+  if (p.direction == FLASHPORT_DIRECTION_BACKWARD) {
+    BwdSelection s;
+    return backward_supported(p, &s, why);
+  }
   size_t count = 0;
   return select_forward(p, &count, why) != nullptr;
 }
 
-size_t plan_workspace_size(const flashport_problem&) { return 0; }  // the forward needs none
+size_t plan_workspace_size(const flashport_problem& p) {
+  if (p.direction != FLASHPORT_DIRECTION_BACKWARD) return 0;  // the forward needs none
+  BwdSelection s;
+  std::string why;
+  if (!common_supported(p, &why) || !backward_supported(p, &s, &why)) return 0;
+  return kernels::bwd_layout(p, s.shape).total;
+}
 
 int32_t plan_run(const flashport_problem& p, std::string* err) {
+  if (!common_supported(p, err)) return FLASHPORT_STATUS_UNSUPPORTED;
+  if (p.direction == FLASHPORT_DIRECTION_BACKWARD) {
+    BwdSelection s;
+    if (!backward_supported(p, &s, err)) return FLASHPORT_STATUS_UNSUPPORTED;
+    HipBwdLauncher launcher{p, s};
+    char buf[1024];
+    const int32_t status = kernels::bwd_run(p, s.shape, launcher, buf, sizeof buf);
+    if (status != FLASHPORT_STATUS_OK) *err = buf;
+    return status;
+  }
   size_t count = 0;
   const Variant* variants = select_forward(p, &count, err);
   if (variants == nullptr) return FLASHPORT_STATUS_UNSUPPORTED;
@@ -196,6 +455,32 @@ int32_t plan_run(const flashport_problem& p, std::string* err) {
   }
   FwdParams params = forward_params(p);
   return launch_kernel(p.device_id, launches, count, p.stream, &params, err);
+}
+
+std::vector<KernelGroup> kernel_groups() {
+  std::vector<KernelGroup> out;
+  const auto dims = [](int dqk, int dv) { return std::to_string(dqk) + "x" + std::to_string(dv); };
+  const auto dtype_name = [](int32_t d) {
+    return std::string(d == FLASHPORT_DTYPE_F16 ? "f16" : d == FLASHPORT_DTYPE_BF16 ? "bf16" : "f32");
+  };
+  const auto names = [](const Variant* v, size_t n) {
+    std::vector<std::string> r;
+    for (size_t i = 0; i < n; ++i) r.push_back(v[i].name);
+    return r;
+  };
+  for (const FwdInstance& f : kFwdInstances)
+    out.push_back({"fwd " + dtype_name(f.dtype) + " " + dims(f.dqk, f.dv), names(f.variants, kVariants)});
+  out.push_back({"fwd f32", names(kFwdF32Variants, sizeof kFwdF32Variants / sizeof kFwdF32Variants[0])});
+  for (const BwdInstance& b : kBwdInstances)
+    out.push_back({"bwd_main " + dtype_name(b.dtype) + " " + dims(b.dqk, b.dv), names(b.variants, kVariants)});
+  out.push_back({"bwd_preprocess f16", {bwd_preprocess_name<f16>()}});
+  out.push_back({"bwd_preprocess bf16", {bwd_preprocess_name<bf16>()}});
+  out.push_back({"bwd_preprocess f32", {bwd_preprocess_name<float>()}});
+  out.push_back({"bwd_convert f16", {bwd_convert_name<f16>()}});
+  out.push_back({"bwd_convert bf16", {bwd_convert_name<bf16>()}});
+  out.push_back({"bwd_f32_dkdv", names(kBwdF32DkdvVariants, kBwdF32VariantCount)});
+  out.push_back({"bwd_f32_dq", names(kBwdF32DqVariants, kBwdF32VariantCount)});
+  return out;
 }
 
 }  // namespace flashport::hip

@@ -237,6 +237,83 @@ int32_t launch_kernel(int32_t device_id, const KernelLaunch* candidates, size_t 
 
 namespace {
 
+// hipErrorOutOfMemory (2): the one runtime error that is the caller's to handle (smaller problem, free memory).
+int32_t status_of(hipError_t e) {
+  return e == 2 ? FLASHPORT_STATUS_OUT_OF_MEMORY : FLASHPORT_STATUS_DEVICE_ERROR;
+}
+
+}  // namespace
+
+// Declared in kernel_table.h: the backward's workspace when the caller passes none.
+int32_t device_alloc(int32_t device_id, size_t bytes, void* stream, void** ptr, bool* stream_ordered,
+                     std::string* err) {
+  std::string why;
+  Device* dev = usable_device(device_id, &why);
+  if (dev == nullptr) {
+    *err = why;
+    return FLASHPORT_STATUS_NO_BACKEND;
+  }
+  const HipRuntime& rt = hip_runtime();
+  DeviceScope scope(rt, dev->ordinal);
+  if (scope.status() != kHipSuccess) {
+    *err = "hipSetDevice(" + std::to_string(dev->ordinal) + ") failed: " + error_text(rt, scope.status());
+    return FLASHPORT_STATUS_DEVICE_ERROR;
+  }
+  *ptr = nullptr;
+  hipError_t e = kHipSuccess;
+  if (rt.api.MallocAsync != nullptr) {
+    // Stream-ordered, no synchronisation. hipErrorNotSupported (801): the device has no memory pools; fall back.
+    e = rt.api.MallocAsync(ptr, bytes, stream);
+    if (e == kHipSuccess) {
+      *stream_ordered = true;
+      return FLASHPORT_STATUS_OK;
+    }
+    if (e != 801) {
+      *err = "hipMallocAsync(" + std::to_string(bytes) + " bytes) on device " + std::to_string(device_id) +
+             " failed: " + error_text(rt, e);
+      return status_of(e);
+    }
+  }
+  e = rt.api.Malloc(ptr, bytes);
+  if (e != kHipSuccess) {
+    *err = "hipMalloc(" + std::to_string(bytes) + " bytes) on device " + std::to_string(device_id) +
+           " failed: " + error_text(rt, e);
+    return status_of(e);
+  }
+  *stream_ordered = false;
+  return FLASHPORT_STATUS_OK;
+}
+
+int32_t device_free(int32_t device_id, void* ptr, void* stream, bool stream_ordered, std::string* err) {
+  std::string why;
+  Device* dev = usable_device(device_id, &why);
+  if (dev == nullptr) {
+    *err = why;
+    return FLASHPORT_STATUS_NO_BACKEND;
+  }
+  const HipRuntime& rt = hip_runtime();
+  DeviceScope scope(rt, dev->ordinal);
+  hipError_t e = scope.status();
+  std::string what = "hipSetDevice(" + std::to_string(dev->ordinal) + ")";
+  if (e == kHipSuccess && stream_ordered) {
+    what = "hipFreeAsync";
+    e = rt.api.FreeAsync(ptr, stream);
+  } else if (e == kHipSuccess) {
+    // Plain hipMalloc memory: the kernels queued on the stream must be done with it before it is freed.
+    what = "hipStreamSynchronize";
+    e = rt.api.StreamSynchronize(stream);
+    if (e == kHipSuccess) {
+      what = "hipFree";
+      e = rt.api.Free(ptr);
+    }
+  }
+  if (e == kHipSuccess) return FLASHPORT_STATUS_OK;
+  *err = what + " on device " + std::to_string(device_id) + " failed: " + error_text(rt, e);
+  return status_of(e);
+}
+
+namespace {
+
 // ---- Backend table slots -------------------------------------------------------------------------------------------
 
 int32_t probe(char* why, size_t why_len) {

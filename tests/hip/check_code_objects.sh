@@ -4,18 +4,33 @@
 #   - the code-object version is the configured one (ELF ABI version: v4 -> 2, v5 -> 3);
 #   - matrix instructions where the target has them: v_mfma in CDNA code (gfx908, gfx90a, gfx94x), v_wmma in RDNA3
 #     code (gfx11xx), neither in the others (gfx1030 runs the FMA tiles);
-#   - the attention kernels are there: a forward kernel in every code object.
-# Usage: check_code_objects.sh MODULE LLVM_BIN_DIR CODE_OBJECT_VERSION TARGET...
+#   - the attention kernels are there: every kernel the module's own table may launch (LIST_KERNELS prints them, one
+#     launch site a line with its variants; forward and backward, every instance and dtype) has at least one variant
+#     in every code object, and the main kernels use the tile policy the target should run.
+# Usage: check_code_objects.sh MODULE LLVM_BIN_DIR CODE_OBJECT_VERSION LIST_KERNELS TARGET...
 set -u
-module=$1; llvm=$2; cov=$3; shift 3
+module=$1; llvm=$2; cov=$3; list_kernels=$4; shift 4
 work=$(mktemp -d) || exit 1
 trap 'rm -rf "$work"' EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
+# Tile policy of a mangled kernel name: Mfma, Wmma, Fma32 or Fma64 (TileMmaFma<T, lanes>).
+policy_of() {
+  case $1 in
+    *TileMmaMfma*) echo Mfma ;;
+    *TileMmaWmma*) echo Wmma ;;
+    *TileMmaFma*) echo "Fma$(printf '%s' "$1" | sed -n 's/.*TileMmaFmaI[^L]*Li\([0-9]*\)E.*/\1/p')" ;;
+    *) echo unknown ;;
+  esac
+}
 
 sections=$("$llvm/llvm-readelf" -S -W "$module" | grep -o '\.flashport_hip_co\.[A-Za-z0-9_]*' | sort -u)
 count=$(printf '%s\n' "$sections" | grep -c . || true)
 [ "$count" -eq "$#" ] || bad "$count embedded code objects for $# targets ($*): $sections"
+
+"$list_kernels" > "$work/groups.txt" || bad "$list_kernels failed"
+ngroups=$(grep -c . "$work/groups.txt")
+[ "$(grep -c '^bwd_' "$work/groups.txt")" -gt 0 ] || bad "the kernel table lists no backward kernel"
 
 case $cov in 4) abi=2 ;; 5) abi=3 ;; 6) abi=4 ;; *) abi=unknown ;; esac
 for target in "$@"; do
@@ -45,6 +60,36 @@ for target in "$@"; do
   esac
   kernels=$("$llvm/llvm-readelf" --notes "$co" | grep -c '\.name: *_ZN9flashport7kernels10fwd_kernel')
   [ "$kernels" -gt 0 ] || bad "$target: no forward kernel in the code object"
-  echo "$target: $(wc -c < "$co") bytes, ABI version $got_abi, $mfma v_mfma, $wmma v_wmma, $kernels forward kernels"
+  # Every launch site of the kernel table: at least one of its variants is a kernel of this code object.
+  "$llvm/llvm-readelf" --notes "$co" | sed -n 's/^ *\.name: *\(_Z[A-Za-z0-9_]*\)$/\1/p' | sort -u > "$work/$id.names"
+  found=0; bwd=0; policies=""
+  while IFS="$(printf '\t')" read -r label names; do
+    hit=""
+    for n in $names; do
+      if grep -qxF "$n" "$work/$id.names"; then hit=$n; break; fi
+    done
+    if [ -z "$hit" ]; then bad "$target: no kernel for '$label' (looked for: $names)"; continue; fi
+    found=$((found + 1))
+    case $label in bwd_*) bwd=$((bwd + 1)) ;; esac
+    # The tile policy of the main kernels (mangled names: TileMmaMfma, TileMmaWmma, TileMmaFma<T, 32|64>).
+    case $label in
+      "fwd f16"*|"fwd bf16"*|bwd_main*)
+        p=$(policy_of "$hit")
+        dtype=${label#* }; dtype=${dtype%% *}
+        case " $policies " in *" $dtype:$p "*) ;; *) policies="$policies $dtype:$p" ;; esac ;;
+    esac
+  done < "$work/groups.txt"
+  # Expected policies per target and dtype (kernels/tile_mma_amd.cuh).
+  case $arch in
+    gfx90a|gfx940|gfx941|gfx942) want_p="f16:Mfma bf16:Mfma" ;;
+    gfx908) want_p="f16:Mfma bf16:Fma64" ;;
+    gfx110[0-3]|gfx115[01]) want_p="f16:Wmma bf16:Wmma" ;;
+    *) want_p="f16:Fma32 bf16:Fma32" ;;
+  esac
+  got_p=$(printf '%s\n' $policies | sort -u | tr '\n' ' ' | sed 's/ $//')
+  want_sorted=$(printf '%s\n' $want_p | sort -u | tr '\n' ' ' | sed 's/ $//')
+  [ "$got_p" = "$want_sorted" ] || bad "$target: main kernels use [$got_p], expected [$want_sorted]"
+  echo "$target: $(wc -c < "$co") bytes, ABI version $got_abi, $mfma v_mfma, $wmma v_wmma, $kernels forward kernels," \
+       "$found/$ngroups launch sites present ($bwd backward), policies [$got_p]"
 done
 exit $fail

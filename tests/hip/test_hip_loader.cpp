@@ -3,8 +3,8 @@
 //                      listed, unavailable, and its reason names every path tried;
 //   "no AMD GPU":      the real runtime loads (Debian's libamdhip64-5) and finds no device -> the reason carries
 //                      hipGetDeviceCount's error; skipped (exit 77) where no libamdhip64 is installed;
-// and in both, a forward request on ROCm tensors fails with NO_BACKEND and a message that gives hip's reason, and
-// the device-memory helpers refuse the backend with the same reason.
+// and in both, a forward and a backward request on ROCm tensors fail with NO_BACKEND and a message that gives hip's
+// reason, and the device-memory helpers refuse the backend with the same reason.
 #include <dlfcn.h>
 
 #include <cstdio>
@@ -48,6 +48,21 @@ flashport_status forward_on_rocm() {
   return flashport_forward(&args);
 }
 
+// A valid f16 backward (D 64) on ROCm tensors, every operand in its own (never dereferenced) buffer.
+flashport_status backward_on_rocm(int32_t deterministic) {
+  static char buffers[9][4096];
+  flashport_backward_args args;
+  flashport_backward_args_init(&args);
+  flashport_tensor* const tensors[] = {&args.dout, &args.q, &args.k, &args.v, &args.out, &args.dq, &args.dk, &args.dv};
+  for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; ++i)
+    flashport_tensor_init_contiguous(tensors[i], buffers[i], FLASHPORT_DTYPE_F16, FLASHPORT_DEVICE_ROCM, 0, 1, 8, 2,
+                                     64);
+  // lse: F32 {B, Hq, Sq, 1}.
+  flashport_tensor_init_contiguous(&args.lse, buffers[8], FLASHPORT_DTYPE_F32, FLASHPORT_DEVICE_ROCM, 0, 1, 2, 8, 1);
+  args.deterministic = deterministic;
+  return flashport_backward(&args);
+}
+
 void check_unavailable(const std::string& reason_part) {
   const flashport_backend_info info = hip_info();
   CHECK(info.available == 0);
@@ -62,6 +77,14 @@ void check_unavailable(const std::string& reason_part) {
   INFO("forward error: ", err);
   CHECK(has(err, "hip"));
   CHECK(has(err, reason_part));
+
+  for (int32_t deterministic : {0, 1}) {
+    CHECK(backward_on_rocm(deterministic) == FLASHPORT_STATUS_NO_BACKEND);
+    const std::string bwd_err = flashport_last_error();
+    INFO("backward error: ", bwd_err);
+    CHECK(has(bwd_err, "hip"));
+    CHECK(has(bwd_err, reason_part));
+  }
 
   std::string why;
   CHECK(flashport::tools::device_memory_for("hip", &why) == nullptr);
