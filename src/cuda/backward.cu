@@ -4,14 +4,14 @@
 //   bwd_preprocess (D, lse*log2 e, zeroed dQ accumulator) -> bwd_main (dK, dV, dQ accumulation) -> bwd_convert (dq).
 // Selection, workspace sizing and launching all go through select_backward(), so they cannot disagree. Two variants:
 // the tensor-core kernels ("cuda") and, in builds with FLASHPORT_CUDA_HAVE_FMA, the same main kernel with the generic
-// FMA tiles and the block shapes that AMD runs ("cuda-fma", bwd_fma.h). fp32 runs kernels/bwd_f32.cuh in both.
+// FMA tiles and the block shapes that AMD runs ("cuda-fma", fwd_fma.h). fp32 runs kernels/bwd_f32.cuh in both.
 #include <cuda_runtime.h>
 
 #include <cstdio>
 
 #include "backward.h"
 #if defined(FLASHPORT_CUDA_HAVE_FMA)
-#include "bwd_fma.h"
+#include "fwd_fma.h"
 #endif
 #include "host_status.h"
 #include "kernels/bwd_f32.cuh"

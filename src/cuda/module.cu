@@ -208,7 +208,7 @@ int32_t supports_variant(const flashport_problem* p, char* why, size_t why_len, 
   if (!common_supports(p, why, why_len)) return 0;
   if (p->direction == FLASHPORT_DIRECTION_BACKWARD) {
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
-    // cuda-fma: the same backward with the FMA tiles and AMD's block shapes (bwd_fma.h).
+    // cuda-fma: the same backward with the FMA tiles and AMD's block shapes (fwd_fma.h).
     return fma ? flashport_cuda_fma_backward_supports(p, why, why_len)
                : flashport_cuda_backward_supports(p, why, why_len);
 #else

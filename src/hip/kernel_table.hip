@@ -1,13 +1,15 @@
 // Host pass over the kernel templates of src/cuda: which kernel runs a problem, its launch shape and its parameter
-// block, forward and backward. See kernel_table.h. The backward's checks, workspace layout, parameter block and launch
-// sequence are the CUDA module's (kernels/bwd_host.cuh); only the launcher (HipBwdLauncher) is HIP's. Compiled by clang -x hip --cuda-host-only: it only reads constexpr configuration and
-// asks the compiler for device-side symbol names, so it emits no device code and references no HIP runtime symbol.
+// block, forward and backward. See kernel_table.h. The backward's checks, workspace layout, parameter block and
+// launch sequence are the CUDA module's (kernels/bwd_host.cuh); only the launcher (HipBwdLauncher) is HIP's.
+// Compiled by clang -x hip --cuda-host-only: it only reads constexpr configuration and asks the compiler for
+// device-side symbol names, so it emits no device code and references no HIP runtime symbol.
 // No <<<>>> launcher bodies in this pass (see kernels/fwd_f32.cuh): they would reference the HIP runtime.
 #define FLASHPORT_NO_HOST_LAUNCHERS 1
 
 #include "hip/kernel_table.h"
 
 #include <climits>
+#include <cstdio>
 #include <cstdint>
 
 #include "kernels/bwd_f32.cuh"
@@ -385,7 +387,7 @@ struct HipBwdLauncher {
   bool stream_ordered = true;
 
   static int32_t fail(int32_t status, const char* what, const std::string& msg, char* err, size_t err_len) {
-    kernels::bwd_say(err, err_len, "%s: %s", what, msg.c_str());
+    std::snprintf(err, err_len, "%s: %s", what, msg.c_str());
     return status;
   }
   int32_t alloc(size_t bytes, void** ptr, const char* what, char* err, size_t err_len) {

@@ -170,11 +170,9 @@ Device* usable_device(int32_t ordinal, std::string* why) {
   return dev;
 }
 
-}  // namespace
-
-// Declared in kernel_table.h: the launcher the host-side kernel plans call.
-int32_t launch_kernel(int32_t device_id, const KernelLaunch* candidates, size_t count, void* stream, void* params,
-                      std::string* err) {
+// Runs body(device, runtime) with `device_id` current (the caller's device restored afterwards) for the seam of
+// kernel_table.h; a flashport status, with the reason in *err.
+template <class Body> int32_t on_usable_device(int32_t device_id, std::string* err, Body&& body) {
   std::string why;
   Device* dev = usable_device(device_id, &why);
   if (dev == nullptr) {
@@ -187,6 +185,17 @@ int32_t launch_kernel(int32_t device_id, const KernelLaunch* candidates, size_t 
     *err = "hipSetDevice(" + std::to_string(dev->ordinal) + ") failed: " + error_text(rt, scope.status());
     return FLASHPORT_STATUS_DEVICE_ERROR;
   }
+  return body(*dev, rt);
+}
+
+// hipErrorOutOfMemory (2): the one runtime error that is the caller's to handle (smaller problem, free memory).
+int32_t status_of(hipError_t e) {
+  return e == 2 ? FLASHPORT_STATUS_OUT_OF_MEMORY : FLASHPORT_STATUS_DEVICE_ERROR;
+}
+
+// Loads the device's code object (once), finds the first of the candidates it holds, and queues that.
+int32_t launch_on(Device* dev, const HipRuntime& rt, const KernelLaunch* candidates, size_t count, void* stream,
+                  void* params, std::string* err) {
   std::call_once(dev->load_once, [&] {
     const hipError_t e = rt.api.ModuleLoadData(&dev->module, dev->code->begin);
     if (e != kHipSuccess) {
@@ -235,81 +244,64 @@ int32_t launch_kernel(int32_t device_id, const KernelLaunch* candidates, size_t 
   return FLASHPORT_STATUS_OK;
 }
 
-namespace {
-
-// hipErrorOutOfMemory (2): the one runtime error that is the caller's to handle (smaller problem, free memory).
-int32_t status_of(hipError_t e) {
-  return e == 2 ? FLASHPORT_STATUS_OUT_OF_MEMORY : FLASHPORT_STATUS_DEVICE_ERROR;
-}
-
 }  // namespace
+
+// Declared in kernel_table.h: the launcher the host-side kernel plans call.
+int32_t launch_kernel(int32_t device_id, const KernelLaunch* candidates, size_t count, void* stream, void* params,
+                      std::string* err) {
+  return on_usable_device(device_id, err, [&](Device& device, const HipRuntime& rt) {
+    return launch_on(&device, rt, candidates, count, stream, params, err);
+  });
+}
 
 // Declared in kernel_table.h: the backward's workspace when the caller passes none.
 int32_t device_alloc(int32_t device_id, size_t bytes, void* stream, void** ptr, bool* stream_ordered,
                      std::string* err) {
-  std::string why;
-  Device* dev = usable_device(device_id, &why);
-  if (dev == nullptr) {
-    *err = why;
-    return FLASHPORT_STATUS_NO_BACKEND;
-  }
-  const HipRuntime& rt = hip_runtime();
-  DeviceScope scope(rt, dev->ordinal);
-  if (scope.status() != kHipSuccess) {
-    *err = "hipSetDevice(" + std::to_string(dev->ordinal) + ") failed: " + error_text(rt, scope.status());
-    return FLASHPORT_STATUS_DEVICE_ERROR;
-  }
-  *ptr = nullptr;
-  hipError_t e = kHipSuccess;
-  if (rt.api.MallocAsync != nullptr) {
-    // Stream-ordered, no synchronisation. hipErrorNotSupported (801): the device has no memory pools; fall back.
-    e = rt.api.MallocAsync(ptr, bytes, stream);
-    if (e == kHipSuccess) {
-      *stream_ordered = true;
-      return FLASHPORT_STATUS_OK;
+  return on_usable_device(device_id, err, [&](Device&, const HipRuntime& rt) {
+    *ptr = nullptr;
+    hipError_t e = kHipSuccess;
+    const std::string size = "(" + std::to_string(bytes) + " bytes) on device " + std::to_string(device_id);
+    if (rt.api.MallocAsync != nullptr) {
+      // Stream-ordered, no synchronisation. hipErrorNotSupported (801): the device has no memory pools; fall back.
+      e = rt.api.MallocAsync(ptr, bytes, stream);
+      if (e == kHipSuccess) {
+        *stream_ordered = true;
+        return int32_t(FLASHPORT_STATUS_OK);
+      }
+      if (e != 801) {
+        *err = "hipMallocAsync" + size + " failed: " + error_text(rt, e);
+        return status_of(e);
+      }
     }
-    if (e != 801) {
-      *err = "hipMallocAsync(" + std::to_string(bytes) + " bytes) on device " + std::to_string(device_id) +
-             " failed: " + error_text(rt, e);
+    e = rt.api.Malloc(ptr, bytes);
+    if (e != kHipSuccess) {
+      *err = "hipMalloc" + size + " failed: " + error_text(rt, e);
       return status_of(e);
     }
-  }
-  e = rt.api.Malloc(ptr, bytes);
-  if (e != kHipSuccess) {
-    *err = "hipMalloc(" + std::to_string(bytes) + " bytes) on device " + std::to_string(device_id) +
-           " failed: " + error_text(rt, e);
-    return status_of(e);
-  }
-  *stream_ordered = false;
-  return FLASHPORT_STATUS_OK;
+    *stream_ordered = false;
+    return int32_t(FLASHPORT_STATUS_OK);
+  });
 }
 
 int32_t device_free(int32_t device_id, void* ptr, void* stream, bool stream_ordered, std::string* err) {
-  std::string why;
-  Device* dev = usable_device(device_id, &why);
-  if (dev == nullptr) {
-    *err = why;
-    return FLASHPORT_STATUS_NO_BACKEND;
-  }
-  const HipRuntime& rt = hip_runtime();
-  DeviceScope scope(rt, dev->ordinal);
-  hipError_t e = scope.status();
-  std::string what = "hipSetDevice(" + std::to_string(dev->ordinal) + ")";
-  if (e == kHipSuccess && stream_ordered) {
-    what = "hipFreeAsync";
-    e = rt.api.FreeAsync(ptr, stream);
-  } else if (e == kHipSuccess) {
-    // Plain hipMalloc memory: the kernels queued on the stream must be done with it before it is freed.
-    what = "hipStreamSynchronize";
-    e = rt.api.StreamSynchronize(stream);
-    if (e == kHipSuccess) {
-      what = "hipFree";
-      e = rt.api.Free(ptr);
+  return on_usable_device(device_id, err, [&](Device&, const HipRuntime& rt) {
+    const char* what = "hipFreeAsync";
+    hipError_t e = kHipSuccess;
+    if (stream_ordered) {
+      e = rt.api.FreeAsync(ptr, stream);
+    } else {
+      // Plain hipMalloc memory: the kernels queued on the stream must be done with it before it is freed.
+      what = "hipStreamSynchronize";
+      e = rt.api.StreamSynchronize(stream);
+      if (e == kHipSuccess) {
+        what = "hipFree";
+        e = rt.api.Free(ptr);
+      }
     }
-  }
-  if (e == kHipSuccess) return FLASHPORT_STATUS_OK;
-  *err = what + " on device " + std::to_string(device_id) + " failed: " + error_text(rt, e);
-  return status_of(e);
+    if (e == kHipSuccess) return int32_t(FLASHPORT_STATUS_OK);
+    *err = std::string(what) + " on device " + std::to_string(device_id) + " failed: " + error_text(rt, e);
+    return status_of(e);
+  });
 }
 
 namespace {
@@ -363,7 +355,7 @@ int32_t on_device(int32_t device_id, const char* what, char* err, size_t err_len
   if (e == kHipSuccess) e = body(rt.api);
   if (e == kHipSuccess) return FLASHPORT_STATUS_OK;
   write(err, err_len, std::string(what) + " on device " + std::to_string(device_id) + " failed: " + error_text(rt, e));
-  return e == 2 /* hipErrorOutOfMemory */ ? FLASHPORT_STATUS_OUT_OF_MEMORY : FLASHPORT_STATUS_DEVICE_ERROR;
+  return status_of(e);
 }
 
 int32_t mem_alloc(int32_t device_id, size_t bytes, void** ptr, char* err, size_t err_len) {

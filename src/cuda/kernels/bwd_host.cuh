@@ -17,7 +17,6 @@
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_HOST_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_HOST_CUH
 
-#include <cstdarg>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -34,23 +33,15 @@ struct BwdShapeInfo {
   bool accumulates = true;       // dQ goes through the fp32 workspace accumulator (and, deterministic, its counters)
 };
 
-// printf into a reason/error buffer (NULL or empty buffers are ignored).
-inline void bwd_say(char* buf, size_t len, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
-inline void bwd_say(char* buf, size_t len, const char* fmt, ...) {
-  if (buf == nullptr || len == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(buf, len, fmt, ap);
-  va_end(ap);
-}
+// Messages go to (why|err, len) with std::snprintf, which writes nothing for (NULL, 0).
 
 // Checks before kernel selection: head dims, head_dim strides of the backward's own tensors (the modules check q,
 // k, v, out), and heads_kv (grid.y of the main kernel; the modules check batch and heads_q). `backend` names the
 // backend in messages ("CUDA", "HIP").
 inline bool bwd_check_problem(const flashport_problem& p, const char* backend, char* why, size_t why_len) {
   if (p.head_dim_qk > 256 || p.head_dim_v > 256) {
-    bwd_say(why, why_len, "backward: head dims (%lld, %lld): the %s backend supports up to 256",
-            (long long)p.head_dim_qk, (long long)p.head_dim_v, backend);
+    std::snprintf(why, why_len, "backward: head dims (%lld, %lld): the %s backend supports up to 256",
+                  (long long)p.head_dim_qk, (long long)p.head_dim_v, backend);
     return false;
   }
   struct Named {
@@ -60,13 +51,15 @@ inline bool bwd_check_problem(const flashport_problem& p, const char* backend, c
   const Named ops[] = {{"dout", &p.dout}, {"dq", &p.dq}, {"dk", &p.dk}, {"dv", &p.dv}};
   for (const Named& o : ops) {
     if (o.op->stride[3] != 1) {
-      bwd_say(why, why_len, "%s.strides[3] (head_dim stride) is %lld; the %s backend needs head_dim contiguous (1)",
-              o.name, (long long)o.op->stride[3], backend);
+      std::snprintf(why, why_len,
+                    "%s.strides[3] (head_dim stride) is %lld; the %s backend needs head_dim contiguous (1)", o.name,
+                    (long long)o.op->stride[3], backend);
       return false;
     }
   }
   if (p.heads_kv > 65535) {
-    bwd_say(why, why_len, "backward: heads_kv %lld exceeds the %s grid limit 65535", (long long)p.heads_kv, backend);
+    std::snprintf(why, why_len, "backward: heads_kv %lld exceeds the %s grid limit 65535", (long long)p.heads_kv,
+                  backend);
     return false;
   }
   return true;
@@ -78,15 +71,16 @@ inline bool bwd_check_grids(const flashport_problem& p, const BwdShapeInfo& s, c
                             size_t why_len) {
   const int64_t rows = p.batch * p.heads_q * (p.seqlen_q + s.block_m);
   if (rows / kBwdRowsPerBlock >= 0x7fffffffLL) {
-    bwd_say(why, why_len, "backward: batch * heads_q * seqlen_q = %lld rows exceeds the %s grid limit",
-            (long long)rows, backend);
+    std::snprintf(why, why_len, "backward: batch * heads_q * seqlen_q = %lld rows exceeds the %s grid limit",
+                  (long long)rows, backend);
     return false;
   }
   if (s.accumulates && p.deterministic &&
       ((p.seqlen_kv + s.block_n - 1) / s.block_n > 65535 || p.batch * p.heads_kv > 0x7fffffffLL)) {
-    bwd_say(why, why_len, "backward: deterministic mode supports up to 65535 key blocks and 2^31 - 1 (batch, kv "
-            "head) pairs (seqlen_kv %lld, batch %lld, heads_kv %lld)", (long long)p.seqlen_kv, (long long)p.batch,
-            (long long)p.heads_kv);
+    std::snprintf(why, why_len,
+                  "backward: deterministic mode supports up to 65535 key blocks and 2^31 - 1 (batch, kv head) pairs "
+                  "(seqlen_kv %lld, batch %lld, heads_kv %lld)",
+                  (long long)p.seqlen_kv, (long long)p.batch, (long long)p.heads_kv);
     return false;
   }
   return true;
@@ -202,12 +196,12 @@ int32_t bwd_run(const flashport_problem& p, const BwdShapeInfo& s, L& launcher, 
   bool owned = false;
   if (ws != nullptr) {
     if (p.workspace_size < l.total) {
-      bwd_say(err, err_len, "backward: workspace of %zu bytes is smaller than the %zu bytes this problem needs",
-              p.workspace_size, l.total);
+      std::snprintf(err, err_len, "backward: workspace of %zu bytes is smaller than the %zu bytes this problem needs",
+                    p.workspace_size, l.total);
       return FLASHPORT_STATUS_WORKSPACE_TOO_SMALL;
     }
     if (!bwd_aligned(ws, kBwdWorkspaceAlign)) {
-      bwd_say(err, err_len, "backward: workspace %p is not 256-byte aligned", p.workspace);
+      std::snprintf(err, err_len, "backward: workspace %p is not 256-byte aligned", p.workspace);
       return FLASHPORT_STATUS_INVALID_ARGUMENT;
     }
   } else {

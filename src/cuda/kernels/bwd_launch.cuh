@@ -8,7 +8,7 @@
 
 namespace flashport::kernels {
 
-// Block shape of the tensor-core main kernel (NVIDIA) per (padded) head dims. One block owns kBlockN keys and keeps their dK
+// Block shape of the tensor-core main kernel per (padded) head dims. One block owns kBlockN keys and keeps their dK
 // and dV (fp32) in registers for the whole loop over query blocks of kBlockM rows: kBlockN * (kDqk + kDv) / 256
 // floats per lane with 8 warps, i.e. 128 at D 128 with 128 keys, and 128 at D 256 with 64 keys. More keys per block
 // means fewer blocks adding into each dQ row (fewer atomics) and fewer re-reads of Q and dO.

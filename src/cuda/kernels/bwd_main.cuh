@@ -396,7 +396,7 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
 #endif
 }
 
-// The launch with policy P (cuda-fma: bwd_fma.cuh); launch_bwd_main runs the target's default policy.
+// The launch with policy P (cuda-fma: fwd_fma.cuh); launch_bwd_main runs the target's default policy.
 template <class T, int kDqk, int kDv, class P>
 cudaError_t launch_bwd_main_policy(const BwdParams& p, cudaStream_t stream) {
   using Cfg = BwdConfig<P, kDqk, kDv>;
