@@ -29,11 +29,23 @@ FLASHPORT_DEVICE void scores_to_probabilities(const FwdParams& p, const MaskRule
       for (int e = 0; e < P::kAccElems; ++e) s[t].v[e] = cap_log2 * vendor::tanhf_(s[t].v[e] * scale_over_cap);
   }
   if (partial) {
+    // Each row slot's visible columns [lo, hi) relative to key0, clamped into the tile's int range.
+    int lo[P::kRowSlots], hi[P::kRowSlots];
+#pragma unroll
+    for (int slot = 0; slot < P::kRowSlots; ++slot) {
+      int64_t key_lo, key_hi;
+      mask.row_bounds(row0 + P::slot_row(slot), &key_lo, &key_hi);
+      constexpr int64_t kWidth = kNT * P::kN;
+      lo[slot] = static_cast<int>(min(max(key_lo - key0, int64_t(0)), kWidth));
+      hi[slot] = static_cast<int>(min(max(key_hi - key0, int64_t(0)), kWidth));
+    }
 #pragma unroll
     for (int t = 0; t < kNT; ++t)
 #pragma unroll
-      for (int e = 0; e < P::kAccElems; ++e)
-        if (!mask.visible(row0 + P::acc_row(e), key0 + t * P::kN + P::acc_col(e))) s[t].v[e] = -INFINITY;
+      for (int e = 0; e < P::kAccElems; ++e) {
+        const int col = t * P::kN + P::acc_col(e);
+        if (col < lo[P::acc_slot(e)] || col >= hi[P::acc_slot(e)]) s[t].v[e] = -INFINITY;
+      }
   }
   softmax.step(s, o, softcap ? 1.f : p.scale_log2);
 }

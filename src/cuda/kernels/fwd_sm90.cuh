@@ -2,9 +2,9 @@
 // 16-bit inputs and equal head dims 64, 128, 256. NVIDIA-only; other head dims, and GPUs other than compute 9.0,
 // run fwd.cuh.
 //
-// One block = 2 warpgroups (256 threads) = 128 query rows of one (batch, head); warpgroup g owns rows 64g..64g+63,
-// each of its warps 16 of them.
-//  - Q (once) and the K/V tiles (double-buffered, one tile ahead) are copied global -> shared with cp.async into
+// One block = kWarpGroups warpgroups (2, or 3 at D 64) = 64 query rows each, of one (batch, head); warpgroup g owns
+// rows 64g..64g+63, each of its warps 16 of them.
+//  - Q (once) and the K/V tiles (kStages buffers, kStages - 1 tiles ahead) are copied global -> shared with cp.async into
 //    the 128-byte-swizzled layout wgmma reads (kernels/wgmma.cuh).
 //  - S = Q K^T: kD / 16 wgmma m64nNk16 with both operands in shared memory; S lands in registers in the layout of
 //    the sm80 policy's 16x16 accumulators, so masking, softcap, the online softmax and the epilogue are the ones
@@ -13,7 +13,8 @@
 //    N-major (transposed B); no shared-memory round trip for P.
 // Block shapes (the reasoning and measurements: docs/perf/cuda-forward.md): per thread S takes kBlockN / 2
 // registers, O kD / 2 and P kBlockN / 4; kBlockN = 128 at D <= 128 (S 64 + O 64 + P 32 at D 128), 64 at D 256
-// (S 32 + O 128 + P 16). Shared memory: Q + 2 x (K + V) = 160 KB at D 128, 192 KB at D 256: one block per SM.
+// (S 32 + O 128 + P 16). Shared memory: Q + kStages x (K + V) = 224 KB at D 128, 192 KB at D 256, 120 KB at D 64:
+// one block per SM.
 #ifndef FLASHPORT_CUDA_KERNELS_FWD_SM90_CUH
 #define FLASHPORT_CUDA_KERNELS_FWD_SM90_CUH
 
@@ -28,12 +29,45 @@
 
 namespace flashport::kernels {
 
+#ifndef FLASHPORT_SM90_PINGPONG
+#define FLASHPORT_SM90_PINGPONG 1
+#endif
+
+// Warpgroups take turns issuing their MMAs, in a fixed ring (0, 1, .., W-1, 0, ..): a warpgroup issues its S or
+// P V batch only after the previous one in the ring issued its own, and then passes the turn. The tensor cores then
+// run one warpgroup's MMAs while the others are in their softmax, instead of all warpgroups issuing at the same
+// moment after each barrier and then all waiting in the softmax together. Named barriers 1..W, each completed by
+// the 128 threads that wait on it and the 128 that arrive.
+template <int kWarpGroups, bool kEnabled> struct WarpgroupTurns {
+  int self;
+  FLASHPORT_DEVICE explicit WarpgroupTurns(int warpgroup) : self(warpgroup) {}
+  FLASHPORT_DEVICE void wait() const {
+    if constexpr (kEnabled) asm volatile("bar.sync %0, 256;\n" ::"r"(1 + self) : "memory");
+  }
+  FLASHPORT_DEVICE void pass() const {
+    if constexpr (kEnabled) asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (self + 1) % kWarpGroups) : "memory");
+  }
+  // The last warpgroup of the ring hands warpgroup 0 its first turn; warpgroup 0 takes the last hand-over back at
+  // the end so that no barrier is left half-arrived.
+  FLASHPORT_DEVICE void start() const {
+    if (self == kWarpGroups - 1) pass();
+  }
+  FLASHPORT_DEVICE void finish() const {
+    if (self == 0) wait();
+  }
+};
+
 template <int kD> struct Sm90FwdConfig {
-  static constexpr int kWarpGroups = 2;
+  // D 64 has half the MMA work per score of D 128 for the same softmax work: a third warpgroup gives the tensor
+  // cores another warpgroup's MMAs to run while two are in their softmax (168 registers per thread still hold
+  // S 64 + O 32 + P 32).
+  static constexpr int kWarpGroups = kD <= 64 ? 3 : 2;
   static constexpr int kThreads = 128 * kWarpGroups;
   static constexpr int kBlockM = 64 * kWarpGroups;
   static constexpr int kBlockN = kD <= 128 ? 128 : 64;
-  static constexpr int kStages = 2;
+  // K/V tiles in flight: each iteration's copy has kStages - 1 iterations to land (a 64 KB K+V tile at D 128 is
+  // close to an iteration's worth of L2 bandwidth per SM). 3 fits 227 KB up to D 128; D 256 keeps 2.
+  static constexpr int kStages = kD <= 128 ? 3 : 2;
   static constexpr int kPvN = kD < 128 ? kD : 128;  // N of one P V instruction (the wrappers go up to 128)
   using QTile = SmemTileSw128<kBlockM, kD>;
   using KTile = SmemTileSw128<kBlockN, kD>;
@@ -69,12 +103,16 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
   const int hk = h / p.heads_ratio;
   const int m0 = m_block * kBlockM;
   const int rows_q = min(kBlockM, p.seqlen_q - m0);
-  const int warpgroup = vendor::thread_id() / 128;
+  // Read through a shuffle so that ptxas knows it is warp-uniform: a wgmma under a branch it cannot prove uniform
+  // is serialised (ptxas C7518), which cost a third of the speed at D 64/128.
+  const int warpgroup = __shfl_sync(0xffffffffu, vendor::thread_id() / 128, 0);
   const int row0 = m0 + warpgroup * 64 + (vendor::warp_id() % 4) * 16;  // this warp's first query row
+  constexpr int kStages = Cfg::kStages;
 
   const MaskRule mask{p.seqlen_kv, p.mask_offset, p.window_left, p.window_right};
   int64_t key_lo, key_hi;
   mask.key_range(m0, m0 + rows_q - 1, &key_lo, &key_hi);
+  const int wg_row0 = m0 + warpgroup * 64;
   const int n_begin = static_cast<int>(key_lo / kBlockN);
   const int n_end = key_hi > key_lo ? static_cast<int>(ceil_div<int64_t>(key_hi, kBlockN)) : n_begin;
 
@@ -90,15 +128,22 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
                                p.head_dim_v, p.vec_loads);
   };
 
+  // Commit groups: Q with tile 0, then one per further tile (empty groups keep the count uniform for copy_wait).
   load_tile<QTile, kThreads>(sQ, q, p.q_stride[1], rows_q, p.head_dim_qk, p.vec_loads);
-  if (n_begin < n_end) load_kv(0, n_begin);
-  vendor::copy_commit();
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (n_begin + st < n_end) load_kv(st, n_begin + st);
+    vendor::copy_commit();
+  }
 
   typename P::Acc o[kOT];
 #pragma unroll
   for (int t = 0; t < kOT; ++t) P::zero(o[t]);
   OnlineSoftmax<P> softmax;
   softmax.init();
+
+  WarpgroupTurns<Cfg::kWarpGroups, FLASHPORT_SM90_PINGPONG> turns(warpgroup);
+  turns.start();
 
   // This warpgroup's 64 rows of Q inside each column block.
   const uint32_t q_addr = vendor::smem_addr(sQ) + warpgroup * 64 * 128;
@@ -107,16 +152,21 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
     const int i = n - n_begin;
     // Tile i has landed for this thread; the proxy fence and the barrier make every thread's copies visible to
     // the tensor cores, and guarantee every warpgroup is done with the buffer the prefetch below overwrites.
-    vendor::copy_wait<0>();
+    vendor::copy_wait<kStages - 2>();
     fence_proxy_async();
     vendor::block_sync();
-    if (n + 1 < n_end) load_kv((i + 1) % 2, n + 1);
+    if (n + kStages - 1 < n_end) load_kv((i + kStages - 1) % kStages, n + kStages - 1);
     vendor::copy_commit();
 
-    const uint32_t k_addr = vendor::smem_addr(sK + (i % 2) * KTile::kElems);
-    const uint32_t v_addr = vendor::smem_addr(sV + (i % 2) * VTile::kElems);
+    const uint32_t k_addr = vendor::smem_addr(sK + (i % kStages) * KTile::kElems);
+    const uint32_t v_addr = vendor::smem_addr(sV + (i % kStages) * VTile::kElems);
+
+    // Masking is decided per warpgroup: only tiles that straddle a boundary of its own 64 rows test elements.
+    const int key0 = n * kBlockN;
+    const bool partial = mask.partial(wg_row0, wg_row0 + 63, key0, key0 + kBlockN - 1);
 
     typename P::Acc s[kNT];
+    turns.wait();
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kQK; ++kk) {
@@ -126,16 +176,16 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
       WgmmaSS<T, kBlockN>::template run<0>(&s[0].v[0], qd, kd, kk > 0);
     }
     wgmma_commit();
+    turns.pass();
     wgmma_wait<0>();
     fence_registers(&s[0].v[0], kNT * P::kAccElems);
 
-    const int key0 = n * kBlockN;
-    const bool partial = mask.partial(m0, m0 + kBlockM - 1, key0, key0 + kBlockN - 1);
     scores_to_probabilities<P>(p, mask, partial, row0, key0, s, o, softmax);
 
     typename P::FragA pa[kPV];
 #pragma unroll
     for (int kk = 0; kk < kPV; ++kk) P::acc_to_a(pa[kk], s[kk]);
+    turns.wait();
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kPV; ++kk)
@@ -147,11 +197,13 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
         WgmmaRS<T, Cfg::kPvN>::template run<1>(&o[part * (Cfg::kPvN / 16)].v[0], pa[kk].r, vd, 1);
       }
     wgmma_commit();
+    turns.pass();
     wgmma_wait<0>();
     fence_registers(&o[0].v[0], kOT * P::kAccElems);
     fence_registers(&pa[0].r[0], kPV * 4);
   }
   vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
+  turns.finish();
 
   store_output_rows<T, P>(p, b, h, row0, o, softmax);
 #else

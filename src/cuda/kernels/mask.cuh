@@ -24,6 +24,9 @@ struct MaskRule {
     *hi = right < 0 ? seqlen_kv : row_last + offset + right + 1;
     if (*hi > seqlen_kv) *hi = seqlen_kv;
   }
+  // Keys [*lo, *hi) visible from row i (empty when *hi <= *lo): the per-row form of visible(), so a boundary tile
+  // compares each element's column with two bounds instead of evaluating the rule.
+  FLASHPORT_DEVICE void row_bounds(int64_t i, int64_t* lo, int64_t* hi) const { key_range(i, i, lo, hi); }
   // True when some (row, key) of the rectangle rows [r0, r1] x keys [k0, k1] is masked: the tile needs the
   // per-element test.
   FLASHPORT_DEVICE bool partial(int64_t r0, int64_t r1, int64_t k0, int64_t k1) const {
