@@ -8,8 +8,40 @@
 #ifndef FLASHPORT_CUDA_KERNELS_TILE_MMA_AMD_CUH
 #define FLASHPORT_CUDA_KERNELS_TILE_MMA_AMD_CUH
 
+#include <type_traits>
+
 #include "kernels/common.cuh"
 #include "kernels/tile_mma_fma.cuh"
+
+namespace flashport::kernels {
+
+// What the two matrix-core policies (MFMA, WMMA) share on top of the accumulator layout of TileRowPerLane
+// (tile_mma_fma.cuh): operands are vectors of kOperandElems 16-bit elements as the builtins take them (f16 as
+// _Float16, bf16 as its bit patterns in shorts), the accumulator is one float vector, and a tile operation is one
+// instruction, Derived::instr(x, y, c), issued as D^T = B^T A^T (B's fragment in the instruction's A slot), which
+// puts a lane's accumulator elements along a row (see each policy's header).
+template <class Derived, class T, int kLanes, int kOperandElems> struct TileMmaMatrixCore : TileRowPerLane<kLanes> {
+  using typename TileRowPerLane<kLanes>::Acc;
+  using TileRowPerLane<kLanes>::kAccElems;
+  using Operand = typename std::conditional<std::is_same<T, vendor::half_t>::value,
+                                            _Float16 __attribute__((ext_vector_type(kOperandElems))),
+                                            short __attribute__((ext_vector_type(kOperandElems)))>::type;
+  using AccVec = float __attribute__((ext_vector_type(kAccElems)));
+
+  struct FragA { Operand r; };
+  struct FragB { Operand r; };
+
+  FLASHPORT_DEVICE static void mma(Acc& acc, const FragA& a, const FragB& b) {
+    AccVec c;
+    __builtin_memcpy(&c, acc.v, sizeof c);
+    c = Derived::instr(b.r, a.r, c);  // D^T = B^T A^T
+    __builtin_memcpy(acc.v, &c, sizeof c);
+  }
+};
+
+}  // namespace flashport::kernels
+
+// The matrix-core policies build on TileMmaMatrixCore (included here only).
 #include "kernels/tile_mma_mfma.cuh"
 #include "kernels/tile_mma_wmma.cuh"
 

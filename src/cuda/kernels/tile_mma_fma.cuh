@@ -16,7 +16,11 @@
 
 namespace flashport::kernels {
 
-template <class T, int kLanes> struct TileMmaFma {
+// The accumulator layout this policy shares with the AMD matrix-core policies (tile_mma_mfma.cuh,
+// tile_mma_wmma.cuh): a 16x16 accumulator spread over kLanes lanes, lane l holding kAccElems elements of row l % 16,
+// so the lanes that share a row are l ^ 16 (and l ^ 32, l ^ 48 on 64 lanes). The policies add their fragments,
+// loads, mma and acc_to_a.
+template <int kLanes> struct TileRowPerLane {
   static_assert(kLanes == 32 || kLanes == 64, "warps of 32 or 64 lanes");
   static constexpr int kWarpSize = kLanes;
   static constexpr int kM = 16, kN = 16, kK = 16;
@@ -24,12 +28,11 @@ template <class T, int kLanes> struct TileMmaFma {
   static constexpr int kAccElems = 16 / kGroups;    // columns per lane: 8 (32 lanes) or 4 (64 lanes)
   static constexpr int kRowSlots = 1;
 
-  struct FragA { T a[kK]; };
-  struct FragB { T b[kK][kAccElems]; };
   struct Acc { float v[kAccElems]; };
 
   FLASHPORT_DEVICE static int group() { return vendor::lane_id() >> 4; }
   FLASHPORT_DEVICE static int acc_row(int) { return vendor::lane_id() & 15; }
+  // Consecutive columns, group g holding g * kAccElems.. (FMA, MFMA; WMMA interleaves and has its own acc_col).
   FLASHPORT_DEVICE static int acc_col(int e) { return group() * kAccElems + e; }
   FLASHPORT_DEVICE static constexpr int acc_slot(int) { return 0; }
   FLASHPORT_DEVICE static int slot_row(int) { return vendor::lane_id() & 15; }
@@ -49,6 +52,19 @@ template <class T, int kLanes> struct TileMmaFma {
 #pragma unroll
     for (int e = 0; e < kAccElems; ++e) acc.v[e] = 0.f;
   }
+};
+
+template <class T, int kLanes> struct TileMmaFma : TileRowPerLane<kLanes> {
+  using Base = TileRowPerLane<kLanes>;
+  using typename Base::Acc;
+  using Base::acc_col;
+  using Base::group;
+  using Base::kAccElems;
+  using Base::kGroups;
+  using Base::kK;
+
+  struct FragA { T a[kK]; };
+  struct FragB { T b[kK][kAccElems]; };
 
   // Row tile_row + l % 16, columns col..col+15: two whole 16-byte chunks.
   template <class Tile> FLASHPORT_DEVICE static void load_a(FragA& a, const T* smem, int tile_row, int col) {

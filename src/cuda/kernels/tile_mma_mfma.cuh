@@ -6,51 +6,19 @@
 // D^T = B^T A^T instead: B's fragment goes in the instruction's A slot and A's in its B slot. Then lane l holds
 // D[l % 16][4 * (l / 16) + e], its A fragment is A[l % 16][4 * (l / 16) + j] (one 8-byte LDS read) and the
 // accumulator of probabilities already is an A fragment: acc_to_a moves no data between lanes.
+// Included by tile_mma_amd.cuh (after TileMmaMatrixCore, which holds the operand types and mma).
 #ifndef FLASHPORT_CUDA_KERNELS_TILE_MMA_MFMA_CUH
 #define FLASHPORT_CUDA_KERNELS_TILE_MMA_MFMA_CUH
 
-#include <stdint.h>
-
-#include <type_traits>
-
-#include "kernels/common.cuh"
-
 namespace flashport::kernels {
 
-template <class T> struct TileMmaMfma {
-  static constexpr int kWarpSize = 64;
-  static constexpr int kM = 16, kN = 16, kK = 16;
-  static constexpr int kAccElems = 4;
-  static constexpr int kRowSlots = 1;
-
-  // The builtins take f16 operands as half vectors and bf16 operands as their bit patterns in short vectors.
-  using Operand = typename std::conditional<std::is_same<T, vendor::half_t>::value,
-                                            _Float16 __attribute__((ext_vector_type(4))),
-                                            short __attribute__((ext_vector_type(4)))>::type;
-  using AccVec = float __attribute__((ext_vector_type(4)));
-
-  struct FragA { Operand r; };  // A[l % 16][4 * (l / 16) + j]
-  struct FragB { Operand r; };  // B[4 * (l / 16) + j][l % 16]
-  struct Acc { float v[kAccElems]; };
-
-  FLASHPORT_DEVICE static int acc_row(int) { return vendor::lane_id() & 15; }
-  FLASHPORT_DEVICE static int acc_col(int e) { return 4 * (vendor::lane_id() >> 4) + e; }
-  FLASHPORT_DEVICE static constexpr int acc_slot(int) { return 0; }
-  FLASHPORT_DEVICE static int slot_row(int) { return vendor::lane_id() & 15; }
-
-  FLASHPORT_DEVICE static float row_max(float x) {
-    x = fmaxf(x, vendor::shfl_xor(x, 16));
-    return fmaxf(x, vendor::shfl_xor(x, 32));
-  }
-  FLASHPORT_DEVICE static float row_sum(float x) {
-    x += vendor::shfl_xor(x, 16);
-    return x + vendor::shfl_xor(x, 32);
-  }
-
-  FLASHPORT_DEVICE static void zero(Acc& acc) {
-#pragma unroll
-    for (int e = 0; e < kAccElems; ++e) acc.v[e] = 0.f;
-  }
+template <class T> struct TileMmaMfma : TileMmaMatrixCore<TileMmaMfma<T>, T, 64, 4> {
+  using Base = TileMmaMatrixCore<TileMmaMfma<T>, T, 64, 4>;
+  using typename Base::AccVec;
+  using typename Base::Acc;
+  using typename Base::FragA;  // A[l % 16][4 * (l / 16) + j]
+  using typename Base::FragB;  // B[4 * (l / 16) + j][l % 16]
+  using typename Base::Operand;
 
   template <class Tile> FLASHPORT_DEVICE static void load_a(FragA& a, const T* smem, int row, int col) {
     const int l = vendor::lane_id();
@@ -70,13 +38,6 @@ template <class T> struct TileMmaMfma {
     __builtin_memcpy(&b.r, e, sizeof e);
   }
 
-  FLASHPORT_DEVICE static void mma(Acc& acc, const FragA& a, const FragB& b) {
-    AccVec c;
-    __builtin_memcpy(&c, acc.v, sizeof c);
-    c = mfma(b.r, a.r, c);  // D^T = B^T A^T: see the header comment
-    __builtin_memcpy(acc.v, &c, sizeof c);
-  }
-
   FLASHPORT_DEVICE static void acc_to_a(FragA& a, const Acc& acc) {
     T e[4];
 #pragma unroll
@@ -91,25 +52,26 @@ template <class T> struct TileMmaMfma {
     __builtin_memcpy(&r, smem + Tile::chunk_offset(row, col >> 3) + (col & 7), sizeof r);
     return r;
   }
-  FLASHPORT_DEVICE static AccVec mfma(Operand x, Operand y, AccVec c);
-};
 
-template <> FLASHPORT_DEVICE typename TileMmaMfma<vendor::half_t>::AccVec TileMmaMfma<vendor::half_t>::mfma(
-    Operand x, Operand y, AccVec c) {
+ public:
+  // v_mfma_f32_16x16x16{f16,bf16_1k}, issued by TileMmaMatrixCore::mma with the operands swapped; a trap in device
+  // passes without the instruction (the host never launches a kernel there).
+  FLASHPORT_DEVICE static AccVec instr(Operand x, Operand y, AccVec c) {
+    if constexpr (std::is_same<T, vendor::half_t>::value) {
 #if defined(FLASHPORT_HAS_MFMA_F16)
-  return __builtin_amdgcn_mfma_f32_16x16x16f16(x, y, c, 0, 0, 0);
-#else
-  (void)x; (void)y; __builtin_trap(); return c;
+      return __builtin_amdgcn_mfma_f32_16x16x16f16(x, y, c, 0, 0, 0);
 #endif
-}
-template <> FLASHPORT_DEVICE typename TileMmaMfma<vendor::bf16_t>::AccVec TileMmaMfma<vendor::bf16_t>::mfma(
-    Operand x, Operand y, AccVec c) {
+    } else {
 #if defined(FLASHPORT_HAS_MFMA_BF16)
-  return __builtin_amdgcn_mfma_f32_16x16x16bf16_1k(x, y, c, 0, 0, 0);
-#else
-  (void)x; (void)y; __builtin_trap(); return c;
+      return __builtin_amdgcn_mfma_f32_16x16x16bf16_1k(x, y, c, 0, 0, 0);
 #endif
-}
+    }
+    (void)x;
+    (void)y;
+    __builtin_trap();
+    return c;
+  }
+};
 
 }  // namespace flashport::kernels
 
