@@ -2,7 +2,7 @@
 
     import flashport.transformers
     flashport.transformers.register()                      # once per process
-    model = AutoModelForCausalLM.from_pretrained(..., attn_implementation="flashport")
+    model = AutoModelForCausalLM.from_pretrained(..., attn_implementation=flashport.transformers.NAME)  # "fport"
 
 The attention function has the signature of transformers' sdpa_attention_forward. flashport applies causal and
 sliding-window masks itself (bottom-right aligned, which is where a KV cache puts the queries), so the mask function
@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from . import torch as fp_torch
 
-NAME = "flashport"
+# Not "flashport": transformers takes every implementation name containing "flash" for a FlashAttention package
+# (is_flash_attention_requested) and tries to import one, which fails (seen with transformers 5.17 on the GPU
+# machine).
+NAME = "fport"
 
 
 def attention_forward(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None,
@@ -77,7 +80,11 @@ def mask_function(batch_size=None, q_length=None, kv_length=None, q_offset=0, kv
 
 def register(name: str = NAME) -> str:
     """Register flashport under `name` in transformers' AttentionInterface (and its mask function in
-    AttentionMaskInterface). Returns the name to pass as attn_implementation."""
+    AttentionMaskInterface). Returns the name to pass as attn_implementation. A name containing "flash" is refused:
+    transformers would treat it as a FlashAttention package."""
+    if "flash" in name:
+        raise ValueError(f"attention implementation name {name!r} contains 'flash', which transformers reserves for "
+                         "FlashAttention packages (it would try to import one); use a name without it, e.g. 'fport'")
     from transformers import AttentionInterface
 
     AttentionInterface.register(name, attention_forward)

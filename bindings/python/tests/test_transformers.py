@@ -1,4 +1,5 @@
-"""A tiny random Llama gives the same logits and gradients with attn_implementation="flashport" as with "sdpa"."""
+"""A tiny random Llama gives the same logits and gradients with attn_implementation="fport" (flashport) as with
+"sdpa"."""
 
 import copy
 
@@ -76,3 +77,9 @@ def test_padding_is_refused_with_a_clear_error(device):
     mask[0, :3] = 0
     with pytest.raises(NotImplementedError, match="padding"):
         model(input_ids=ids, attention_mask=mask)
+
+
+def test_names_with_flash_are_refused():
+    # transformers would take such a name for a FlashAttention package and fail to import one.
+    with pytest.raises(ValueError, match="contains 'flash'"):
+        flashport.transformers.register("flashport")
