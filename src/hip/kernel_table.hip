@@ -351,8 +351,7 @@ StepLaunches bwd_step(const BwdSelection& s, BwdStep step, const BwdParams& b) {
 // hipModuleLaunchKernel counts work-items: grid extent times block size must fit 32 bits in each dimension (the
 // y and z extents are held to 65535 as in the forward). Checked on every launch the problem would make.
 bool bwd_grids_fit(const flashport_problem& p, const BwdSelection& s, std::string* why) {
-  char scratch[1];
-  const BwdParams b = kernels::bwd_params(p, s.shape, scratch, kernels::bwd_layout(p, s.shape));
+  const BwdParams b = kernels::bwd_params(p, s.shape, nullptr, kernels::bwd_layout(p, s.shape));
   for (BwdStep step : {BwdStep::kPreprocess, BwdStep::kMain, BwdStep::kConvert}) {
     if (step == BwdStep::kConvert && !s.shape.accumulates) continue;
     const StepLaunches l = bwd_step(s, step, b);

@@ -147,10 +147,12 @@ inline BwdParams bwd_params(const flashport_problem& p, const BwdShapeInfo& s, c
   b.mask_offset = p.mask_offset;
   b.window_left = p.window_left;
   b.window_right = p.window_right;
-  b.dsum = reinterpret_cast<float*>(ws + l.dsum);
-  b.lse_log2 = reinterpret_cast<float*>(ws + l.lse_log2);
-  b.dq_accum = s.accumulates ? reinterpret_cast<float*>(ws + l.dq_accum) : nullptr;
-  b.dq_sem = s.accumulates && p.deterministic ? reinterpret_cast<int32_t*>(ws + l.dq_sem) : nullptr;
+  if (ws != nullptr) {  // nullptr: only the sizes and grids are wanted (HIP's launch-limit check)
+    b.dsum = reinterpret_cast<float*>(ws + l.dsum);
+    b.lse_log2 = reinterpret_cast<float*>(ws + l.lse_log2);
+    b.dq_accum = s.accumulates ? reinterpret_cast<float*>(ws + l.dq_accum) : nullptr;
+    b.dq_sem = s.accumulates && p.deterministic ? reinterpret_cast<int32_t*>(ws + l.dq_sem) : nullptr;
+  }
   b.deterministic = p.deterministic ? 1 : 0;
   // 16-byte copies need every row start 16-byte aligned and whole 8-element chunks (16-bit dtypes; the fp32 path
   // reads elements).
