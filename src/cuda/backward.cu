@@ -8,10 +8,15 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "backward.h"
 #if defined(FLASHPORT_CUDA_HAVE_FMA)
 #include "fwd_fma.h"
+#endif
+#if defined(FLASHPORT_CUDA_HAVE_SM90)
+#include "bwd_sm90.h"
 #endif
 #include "host_status.h"
 #include "kernels/bwd_f32.cuh"
@@ -79,16 +84,49 @@ template <class T, template <class, int, int> class Main> Selection select_16bit
   return pick<T, 256, 256, Main>();
 }
 
+// The Hopper main kernel (bwd_sm90.h: wgmma) for 16-bit head dims up to 128 on compute 9.0, when this module has
+// sm_90a code, the dQ order is free (not deterministic) and FLASHPORT_CUDA_WGMMA is not "0" (the switch lets a
+// benchmark time the mma.sync kernel on the same GPU). Empty Selection: the portable tensor-core kernel runs.
+template <class T> Selection select_sm90(const flashport_problem* p) {
+#if defined(FLASHPORT_CUDA_HAVE_SM90)
+  static const bool disabled = [] {
+    const char* env = std::getenv("FLASHPORT_CUDA_WGMMA");
+    return env != nullptr && std::strcmp(env, "0") == 0;
+  }();
+  int major = 0, minor = 0;
+  if (disabled || p->deterministic || p->head_dim_qk > 128 || p->head_dim_v > 128 ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, p->device_id) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, p->device_id) != cudaSuccess ||
+      major * 10 + minor != 90)
+    return {};
+  Selection s;
+  s.main = p->head_dim_qk <= 64 && p->head_dim_v <= 64 ? fk::launch_bwd_sm90<T, 64> : fk::launch_bwd_sm90<T, 128>;
+  s.preprocess = fk::launch_bwd_preprocess<T>;
+  s.convert = fk::launch_bwd_convert<T>;
+  s.shape.block_m = fk::kSm90BwdBlockM;
+  s.shape.block_n = fk::kSm90BwdBlockN;
+  return s;
+#else
+  (void)p;
+  return {};
+#endif
+}
+
+template <class T> Selection select_tensor_core(const flashport_problem* p) {
+  const Selection hopper = select_sm90<T>(p);
+  return hopper.main != nullptr ? hopper : select_16bit<T, TensorCoreMain>(p->head_dim_qk, p->head_dim_v);
+}
+
 // The one selector. Returns an empty Selection (main == nullptr) with the reason in why.
 Selection select_backward(const flashport_problem* p, bool fma, char* why, size_t why_len) {
   if (!fk::bwd_check_problem(*p, "CUDA", why, why_len)) return {};
   switch (p->dtype) {
     case FLASHPORT_DTYPE_F16:
       return fma ? select_16bit<fv::half_t, FmaMain>(p->head_dim_qk, p->head_dim_v)
-                 : select_16bit<fv::half_t, TensorCoreMain>(p->head_dim_qk, p->head_dim_v);
+                 : select_tensor_core<fv::half_t>(p);
     case FLASHPORT_DTYPE_BF16:
       return fma ? select_16bit<fv::bf16_t, FmaMain>(p->head_dim_qk, p->head_dim_v)
-                 : select_16bit<fv::bf16_t, TensorCoreMain>(p->head_dim_qk, p->head_dim_v);
+                 : select_tensor_core<fv::bf16_t>(p);
     case FLASHPORT_DTYPE_F32: {  // plain FMAs already: the same kernels for both variants
       Selection s;
       s.main = fk::launch_bwd_f32;

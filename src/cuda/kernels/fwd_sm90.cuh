@@ -173,7 +173,7 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
       const uint32_t step = (kk % 4) * 32;  // k16 slice inside the 128-byte rows of column block kk / 4
       const uint64_t qd = wgmma_desc(q_addr + (kk / 4) * QTile::kColBlockBytes + step, 16, 1024);
       const uint64_t kd = wgmma_desc(k_addr + (kk / 4) * KTile::kColBlockBytes + step, 16, 1024);
-      WgmmaSS<T, kBlockN>::template run<0>(&s[0].v[0], qd, kd, kk > 0);
+      WgmmaSS<T, kBlockN>::template run<0, 0>(&s[0].v[0], qd, kd, kk > 0);
     }
     wgmma_commit();
     turns.pass();
