@@ -9,8 +9,8 @@
 //      lse log2 e), dS = P (dP - D) (softcap derivative included); lse and D are read from the padded workspace rows.
 //   2. dV += P^T dO and dK += dS^T Q with P^T / dS^T straight from registers (wgmma's accumulator layout per warp is
 //      the A fragment layout: no shared-memory round trip), dO and Q read N-major.
-//   3. dS^T goes to shared memory once; dQ = dS K (A = dS read M-major) is added to the fp32 workspace with atomics:
-//      at D 128 each warpgroup takes 64 of dQ's columns over all 128 keys, at D 64 its own 64 keys over all columns.
+//   3. dS^T goes to shared memory once; dQ = dS K (A = dS read M-major) is added to the fp32 workspace with atomics
+//      (Sm90BwdConfig::kDqSplitKeys says how the warpgroups share it).
 // The next query block's Q and dO are copied (cp.async, 2 buffers) while the current one is computed.
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_SM90_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_SM90_CUH
@@ -27,12 +27,17 @@
 
 namespace flashport::kernels {
 
-template <int kD> struct Sm90BwdConfig {
+template <int kD, bool kDqSplitKeys_ = true> struct Sm90BwdConfig {
   static constexpr int kBlockM = kSm90BwdBlockM, kBlockN = kSm90BwdBlockN, kThreads = 256;
   static constexpr int kKeysPerWarpgroup = 64;
-  // dQ's split between the warpgroups: columns at D 128 (n64 each, all keys), keys at D 64 (n64, its own keys).
-  static constexpr bool kDqSplitColumns = kD >= 128;
-  static constexpr int kDqKeys = kDqSplitColumns ? kBlockN : kKeysPerWarpgroup;
+  // dQ's split between the warpgroups. By columns (the default): 64 of dQ's columns each over all 128 keys, after a
+  // block barrier; at D 64 warpgroup 0 alone. By keys: each warpgroup multiplies its own dS^T rows (m64 nD k64)
+  // after a warpgroup barrier and adds a partial dQ, twice the atomics. Measured on the H200 (docs/perf/
+  // cuda-backward.md): by columns 224 vs 190 TFLOP/s at D 128, 146 vs 140 at D 64 (S 4096) — the atomics cost
+  // more than the block barrier and, at D 64, more than a second warpgroup's dQ product.
+  static constexpr bool kDqSplitKeys = kDqSplitKeys_;
+  static constexpr int kDqKeys = kDqSplitKeys ? kKeysPerWarpgroup : kBlockN;
+  static constexpr int kDqN = kDqSplitKeys ? kD : 64;  // dQ columns per warpgroup (at D 64 by columns: warpgroup 0)
   static constexpr int kPvN = kD < 128 ? kD : 128;  // N of one dV / dK instruction
   using KTile = SmemTileSw128<kBlockN, kD>;
   using QTile = SmemTileSw128<kBlockM, kD>;
@@ -40,10 +45,10 @@ template <int kD> struct Sm90BwdConfig {
   static constexpr int kSmemBytes = 2 * KTile::kBytes + 4 * QTile::kBytes + DsTile::kBytes + 1024;
 };
 
-template <class T, int kD>
+template <class T, int kD, bool kDqSplitKeys>
 __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
 #if defined(FLASHPORT_HAS_WGMMA)
-  using Cfg = Sm90BwdConfig<kD>;
+  using Cfg = Sm90BwdConfig<kD, kDqSplitKeys>;
   using P = TileMmaSm80<T>;  // accumulator and A-fragment layout of each warp's 16 rows of a wgmma
   using Acc = typename P::Acc;
   using KTile = typename Cfg::KTile;
@@ -52,7 +57,7 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kThreads = Cfg::kThreads;
   constexpr int kMT = kBlockM / 16;  // 16-query tiles of S^T / dP^T per warp
   constexpr int kDT = kD / 16;       // 16-column tiles of dK / dV per warp
-  constexpr int kDqN = 64;           // dQ columns per warpgroup
+  constexpr int kDqN = Cfg::kDqN;
   constexpr int kDqT = kDqN / 16;
 
   extern __shared__ uint4 smem_raw[];
@@ -217,19 +222,27 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     fence_registers(&pa[0].r[0], kMT * 4);
     fence_registers(&da[0].r[0], kMT * 4);
     fence_proxy_async();
-    vendor::block_sync();  // both warpgroups' dS^T rows are in shared memory
+    if constexpr (kDqSplitKeys) {  // this warpgroup's dS^T rows are in shared memory
+      asm volatile("bar.sync %0, 128;\n" ::"r"(1 + warpgroup) : "memory");
+    } else {
+      vendor::block_sync();  // both warpgroups' dS^T rows are in shared memory
+    }
 
+    const int dq_key0 = kDqSplitKeys ? key_wg : 0;
+    const int dq_col0 = kDqSplitKeys ? 0 : warpgroup * kDqN;
+    if (dq_col0 >= kD) continue;  // D 64 by columns: warpgroup 1 has no dQ columns (warp-uniform)
     Acc dq[kDqT];
-    const int dq_key0 = Cfg::kDqSplitColumns ? 0 : key_wg;
-    const int dq_col0 = Cfg::kDqSplitColumns ? warpgroup * kDqN : 0;
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < Cfg::kDqKeys / 16; ++kk) {
       const uint32_t rows = (dq_key0 + kk * 16) * 128;  // 16 keys = one k16 step, 2048 bytes
       const uint64_t sd = wgmma_desc(ds_addr + rows, DsTile::kColBlockBytes, 1024);
-      const uint64_t kd = wgmma_desc(k_addr + rows + (dq_col0 / 64) * KTile::kColBlockBytes, KTile::kColBlockBytes,
-                                     1024);
-      WgmmaSS<T, kDqN>::template run<1, 1>(&dq[0].v[0], sd, kd, kk > 0);
+#pragma unroll
+      for (int part = 0; part < kDqN / 64; ++part) {  // n64 per instruction: one 128-byte column block of K
+        const uint64_t kd = wgmma_desc(k_addr + rows + (dq_col0 / 64 + part) * KTile::kColBlockBytes,
+                                       KTile::kColBlockBytes, 1024);
+        WgmmaSS<T, 64>::template run<1, 1>(&dq[part * 4].v[0], sd, kd, kk > 0);
+      }
     }
     wgmma_commit();
     wgmma_wait<0>();
@@ -265,14 +278,18 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
 #endif
 }
 
-template <class T, int kD> cudaError_t launch_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
-  using Cfg = Sm90BwdConfig<kD>;
-  auto kernel = bwd_sm90_kernel<T, kD>;
+template <class T, int kD, bool kDqSplitKeys> cudaError_t launch_bwd_sm90_split(const BwdParams& p, cudaStream_t stream) {
+  using Cfg = Sm90BwdConfig<kD, kDqSplitKeys>;
+  auto kernel = bwd_sm90_kernel<T, kD, kDqSplitKeys>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
   const dim3 grid(p.n_blocks, p.heads_kv, p.batch);
   kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
+}
+
+template <class T, int kD> cudaError_t launch_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
+  return launch_bwd_sm90_split<T, kD, false>(p, stream);
 }
 
 }  // namespace flashport::kernels
