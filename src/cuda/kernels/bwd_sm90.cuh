@@ -17,6 +17,7 @@
 
 #include "bwd_sm90.h"
 #include "kernels/bwd_launch.cuh"
+#include "kernels/bwd_items.cuh"
 #include "kernels/bwd_main.cuh"
 #include "kernels/bwd_params.cuh"
 #include "kernels/common.cuh"
@@ -80,30 +81,20 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
   const int key_wg = warpgroup * Cfg::kKeysPerWarpgroup;      // this warpgroup's first key inside the block
 
   const MaskRule mask{p.seqlen_kv, p.mask_offset, p.window_left, p.window_right};
-  int32_t m_begin, m_end;
-  m_block_range(p, n_block, &m_begin, &m_end);
-  const int m_count = m_end - m_begin;
-  const int items = m_count * p.group;  // (query head of the group, query block) pairs, head-major
-
-  const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + int64_t(n0) * p.k_stride[1] + hk * p.k_stride[2];
-  const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + int64_t(n0) * p.v_stride[1] + hk * p.v_stride[2];
-  auto item_head = [&](int it) { return hk * p.group + it / m_count; };
-  auto item_block = [&](int it) { return m_begin + it % m_count; };
+  const BwdItems<T> work(p, b, hk, n_block);
   auto load_q_do = [&](int it) {
-    const int h = item_head(it);
-    const int m0 = item_block(it) * kBlockM;
+    const int h = work.head(p, it);
+    const int m0 = work.block(it) * kBlockM;
     const int rows = min(kBlockM, p.seqlen_q - m0);
-    const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(m0) * p.q_stride[1] + h * p.q_stride[2];
-    const T* d =
-        static_cast<const T*>(p.dout) + b * p.dout_stride[0] + int64_t(m0) * p.dout_stride[1] + h * p.dout_stride[2];
-    load_tile<QTile, kThreads>(sQ + (it % 2) * QTile::kElems, q, p.q_stride[1], rows, p.head_dim_qk, p.vec_loads);
-    load_tile<QTile, kThreads>(sdO + (it % 2) * QTile::kElems, d, p.dout_stride[1], rows, p.head_dim_v,
-                               p.vec_loads);
+    load_tile<QTile, kThreads>(sQ + (it % 2) * QTile::kElems, work.q(p, h, m0), p.q_stride[1], rows,
+                               p.head_dim_qk, p.vec_loads);
+    load_tile<QTile, kThreads>(sdO + (it % 2) * QTile::kElems, work.dout(p, h, m0), p.dout_stride[1], rows,
+                               p.head_dim_v, p.vec_loads);
   };
 
-  load_tile<KTile, kThreads>(sK, k, p.k_stride[1], keys, p.head_dim_qk, p.vec_loads);
-  load_tile<KTile, kThreads>(sV, v, p.v_stride[1], keys, p.head_dim_v, p.vec_loads);
-  if (items > 0) load_q_do(0);
+  load_tile<KTile, kThreads>(sK, work.k(p, n0), p.k_stride[1], keys, p.head_dim_qk, p.vec_loads);
+  load_tile<KTile, kThreads>(sV, work.v(p, n0), p.v_stride[1], keys, p.head_dim_v, p.vec_loads);
+  if (work.items > 0) load_q_do(0);
   vendor::copy_commit();
 
   Acc dv[1][kDT], dk[1][kDT];
@@ -118,17 +109,16 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
   const float scale_over_cap = softcap ? p.scale * p.softcap_inv : 0.f;
   const uint32_t k_addr = vendor::smem_addr(sK), v_addr = vendor::smem_addr(sV), ds_addr = vendor::smem_addr(sdS);
 
-  for (int it = 0; it < items; ++it) {
-    const int h = item_head(it);
-    const int m_block = item_block(it);
-    const int m0 = m_block * kBlockM;
+  for (int it = 0; it < work.items; ++it) {
+    const int h = work.head(p, it);
+    const int m0 = work.block(it) * kBlockM;
     const int64_t row_base = (int64_t(b) * p.heads_q + h) * p.seqlen_q_pad + m0;  // workspace row of query m0
 
     // Q, dO of this item have landed; every warpgroup is done with the previous item's buffers and dS.
     vendor::copy_wait<0>();
     fence_proxy_async();
     vendor::block_sync();
-    if (it + 1 < items) load_q_do(it + 1);
+    if (it + 1 < work.items) load_q_do(it + 1);
     vendor::copy_commit();
     const uint32_t q_addr = vendor::smem_addr(sQ + (it % 2) * QTile::kElems);
     const uint32_t do_addr = vendor::smem_addr(sdO + (it % 2) * QTile::kElems);
