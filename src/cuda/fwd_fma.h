@@ -1,9 +1,9 @@
 // The "cuda-fma" backend variant: the forward kernel of kernels/fwd.cuh and the backward main kernel of
 // kernels/bwd_main.cuh with the generic FMA tile policy (kernels/tile_mma_fma.cuh, 32 lanes) instead of mma.sync; in
-// the backward also with the block shapes every AMD target uses (kernels/bwd_launch.cuh, BwdShapeAmd; D 256, whose
-// blocks exceed AMD's 64 KB of LDS, runs on NVIDIA only). It is the arithmetic the HIP module runs on AMD gfx1030,
-// built for NVIDIA so that the portable path is tested on the GPUs this project has. Slower than the tensor-core
-// "cuda" backend; it exists to be forced (args->backend = "cuda-fma" or FLASHPORT_BACKEND=cuda-fma).
+// the backward also with the block shapes every AMD target uses (kernels/bwd_launch.cuh, BwdShapeAmd, held to 64 KB
+// of shared memory at every head dim; D 256 reloads V as on AMD). It is the arithmetic the HIP module runs on AMD
+// gfx1030, built for NVIDIA so that the portable path is tested on the GPUs this project has. Slower than the
+// tensor-core "cuda" backend; it exists to be forced (args->backend = "cuda-fma" or FLASHPORT_BACKEND=cuda-fma).
 //
 // Host-side view (module.cu, backward.cu): the launchers' declarations. fwd_fma.cuh defines them;
 // instances/fwd_fma_*.cu and bwd_fma_*.cu instantiate them, one per file, for the padded head-dim pairs the module

@@ -187,9 +187,10 @@ const Variant* select_forward(const flashport_problem& p, size_t* count, std::st
 
 // ---- Backward --------------------------------------------------------------------------------------------------
 
-// One main-kernel variant per policy, each checked to fit 64 KB of LDS. The block shape (BwdShapeAmd,
-// kernels/bwd_launch.cuh) is the same for every AMD policy, so the workspace layout and the grid do not depend on
-// which one a device's code object holds; only the block's thread count (wavefront width) does.
+// One main-kernel variant per policy, each checked to fit 64 KB of LDS (every head dim up to 256: at D 256 the shape
+// reloads V, kernels/bwd_launch.cuh). The block shape (BwdShapeAmd) is the same for every AMD policy, so the
+// workspace layout and the grid do not depend on which one a device's code object holds; only the block's thread
+// count (wavefront width) does.
 template <class T, int kDqk, int kDv, class P> constexpr Variant bwd_variant() {
   using Cfg = BwdConfig<P, kDqk, kDv>;
   static_assert(Cfg::kSmemBytes <= 64 * 1024, "AMD workgroups have 64 KB of LDS");
@@ -278,8 +279,7 @@ bool select_backward(const flashport_problem& p, BwdSelection* s, std::string* w
       const BwdInstance* b = select_bwd_16bit(p);
       if (b == nullptr) {
         *why = "backward: head dims (" + std::to_string(p.head_dim_qk) + ", " + std::to_string(p.head_dim_v) +
-               ") have no HIP backward kernel: above 192 its smallest blocks need 70 KB of LDS, AMD workgroups have "
-               "64 KB (the forward runs up to 256)";
+               ") have no HIP backward instance for this dtype (largest: 256)";
         return false;
       }
       const bool half = p.dtype == FLASHPORT_DTYPE_F16;

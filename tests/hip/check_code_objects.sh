@@ -6,7 +6,9 @@
 #     code (gfx11xx), neither in the others (gfx1030 runs the FMA tiles);
 #   - the attention kernels are there: every kernel the module's own table may launch (LIST_KERNELS prints them, one
 #     launch site a line with its variants; forward and backward, every instance and dtype) has at least one variant
-#     in every code object, and the main kernels use the tile policy the target should run.
+#     in every code object, and the main kernels use the tile policy the target should run;
+#   - the f16/bf16 backward has a main kernel for every head-dim instance of the forward (up to 256);
+#   - the attention kernels use no static LDS (all of it is the dynamic amount the host passes, at most 64 KB).
 # Usage: check_code_objects.sh MODULE LLVM_BIN_DIR CODE_OBJECT_VERSION LIST_KERNELS TARGET...
 set -u
 module=$1; llvm=$2; cov=$3; list_kernels=$4; shift 4
@@ -31,6 +33,11 @@ count=$(printf '%s\n' "$sections" | grep -c . || true)
 "$list_kernels" > "$work/groups.txt" || bad "$list_kernels failed"
 ngroups=$(grep -c . "$work/groups.txt")
 [ "$(grep -c '^bwd_' "$work/groups.txt")" -gt 0 ] || bad "the kernel table lists no backward kernel"
+# The f16/bf16 backward covers every head-dim instance the forward has (D 256 included: kernels/bwd_launch.cuh).
+for site in $(sed -n 's/^fwd \(b\{0,1\}f16\) \([0-9x]*\)	.*/\1:\2/p' "$work/groups.txt"); do
+  grep -q "^bwd_main ${site%%:*} ${site#*:}$(printf '\t')" "$work/groups.txt" ||
+    bad "forward instance ${site%%:*} ${site#*:} has no backward main kernel in the kernel table"
+done
 
 case $cov in 4) abi=2 ;; 5) abi=3 ;; 6) abi=4 ;; *) abi=unknown ;; esac
 for target in "$@"; do
@@ -60,6 +67,11 @@ for target in "$@"; do
   esac
   kernels=$("$llvm/llvm-readelf" --notes "$co" | grep -c '\.name: *_ZN9flashport7kernels10fwd_kernel')
   [ "$kernels" -gt 0 ] || bad "$target: no forward kernel in the code object"
+  # No static LDS in the attention kernels: their LDS is all the dynamic amount the host table passes, which the
+  # static_asserts hold to 64 KB (kernels/bwd_main.cuh, kernels/tile_mma_amd.cuh, kernel_table.hip).
+  static_lds=$("$llvm/llvm-readelf" --notes "$co" | awk '/\.group_segment_fixed_size:/ { g = $2 }
+      /^ *\.name: *_Z/ { if ($2 ~ /(bwd_main|fwd)_kernel/ && g != 0) print $2 " (" g " bytes)" }')
+  [ -z "$static_lds" ] || bad "$target: attention kernels with static LDS: $static_lds"
   # Every launch site of the kernel table: at least one of its variants is a kernel of this code object.
   "$llvm/llvm-readelf" --notes "$co" | sed -n 's/^ *\.name: *\(_Z[A-Za-z0-9_]*\)$/\1/p' | sort -u > "$work/$id.names"
   found=0; bwd=0; policies=""

@@ -197,17 +197,65 @@ TEST_CASE("hip backward fp32 D 256: preprocess and the two fp32 kernels, no conv
   CHECK(rec.launches[1].params.dq_accum == nullptr);
 }
 
+TEST_CASE("hip backward D 256: 32 x 32 blocks in exactly 64 KB of LDS for every policy, f16 and padded bf16") {
+  // BwdShapeAmd at D 256 reloads V (kernels/bwd_launch.cuh): K, V, Q, dO of 32 rows x 256 = 4 x 16 KB, P^T, dS^T
+  // and dS in V's tile, lse and D not staged.
+  const struct {
+    int32_t dtype;
+    int64_t d;
+    const char* kernel;
+  } cases[] = {{FLASHPORT_DTYPE_F16, 256, "bwd_main_kernelIDF16_Li256ELi256E"},
+               {FLASHPORT_DTYPE_BF16, 200, "bwd_main_kernelIDF16bLi256ELi256E"}};
+  for (const auto& c : cases) {
+    INFO(std::string(c.kernel));
+    reset();
+    flashport_problem p = backward(c.dtype, 1, 100, 130, 2, 1, c.d);
+    std::string why;
+    REQUIRE(plan_supported(p, &why));
+    // Rows padded to 4 query blocks of 32 = 128 per head: 2 * 128 rows; dsum and lse_log2 1 KB each, then
+    // dq_accum of 256 rows x D floats.
+    const size_t ws = plan_workspace_size(p);
+    CHECK(ws == 1024 + 1024 + 256 * size_t(c.d) * 4);
+    std::string err;
+    REQUIRE(plan_run(p, &err) == FLASHPORT_STATUS_OK);
+    CHECK(rec.calls ==
+          std::vector<std::string>{"alloc " + std::to_string(ws), "launch", "launch", "launch", "free sync"});
+    REQUIRE(rec.launches.size() == 3);
+    CHECK(has(rec.launches[0].candidates[0].name, "bwd_preprocess_kernel"));
+    const Launch& main = rec.launches[1];
+    REQUIRE(main.candidates.size() == 4);  // MFMA, WMMA, FMA x 64, FMA x 32
+    const char* policies[] = {"TileMmaMfma", "TileMmaWmma", "TileMmaFma", "TileMmaFma"};
+    const char* lanes[] = {"", "", "Li64E", "Li32E"};
+    const unsigned threads[] = {256, 128, 256, 128};
+    for (size_t i = 0; i < 4; ++i) {
+      INFO(std::string(main.candidates[i].name));
+      CHECK(has(main.candidates[i].name, c.kernel));
+      CHECK(has(main.candidates[i].name, policies[i]));
+      CHECK(has(main.candidates[i].name, lanes[i]));
+      CHECK(main.candidates[i].block == threads[i]);
+      CHECK(main.candidates[i].shared_bytes == 64 * 1024);
+      CHECK(main.candidates[i].grid[0] == 5);  // ceil(130 / 32) key blocks
+      CHECK(main.candidates[i].grid[1] == 1);
+      CHECK(main.candidates[i].grid[2] == 1);
+    }
+    CHECK(main.params.block_m == 32);
+    CHECK(main.params.block_n == 32);
+    CHECK(main.params.seqlen_q_pad == 128);
+    CHECK(main.params.head_dim_qk == c.d);
+    CHECK(has(rec.launches[2].candidates[0].name, "bwd_convert_kernel"));
+  }
+}
+
 TEST_CASE("hip backward declines what AMD cannot run, with the reason") {
   reset();
   std::string why;
-  flashport_problem p = backward(FLASHPORT_DTYPE_F16, 1, 64, 64, 1, 1, 256);
+  flashport_problem p = backward(FLASHPORT_DTYPE_F16, 1, 64, 64, 1, 1, 320);
   CHECK_FALSE(plan_supported(p, &why));
-  CHECK(has(why, "above 192"));
-  CHECK(has(why, "64 KB"));
+  CHECK(has(why, "supports up to 256"));
   CHECK(plan_workspace_size(p) == 0);
   std::string err;
   CHECK(plan_run(p, &err) == FLASHPORT_STATUS_UNSUPPORTED);
-  CHECK(has(err, "above 192"));
+  CHECK(has(err, "supports up to 256"));
   CHECK(rec.calls.empty());
 
   p = backward(FLASHPORT_DTYPE_F16, 1, 64, 64, 1, 1, 64);

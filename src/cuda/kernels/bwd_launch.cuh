@@ -37,19 +37,24 @@ template <int kDqk, int kDv> struct BwdShape {
   static constexpr int kWN2 = 4;
   // Phase 3's head-dim share per warp must stay a multiple of 16; wide head dims keep it small (registers).
   static constexpr int kWM3 = kDqk % 64 == 0 && kDqk <= 128 ? 2 : 4;
+  static constexpr bool kReloadV = false;  // V stays in shared memory for the whole block (see BwdShapeAmd)
   static constexpr int kMaxSmemBytes = 227 * 1024;  // the most a block may opt in to on sm_90 (sm_80: 163 KB)
 };
 
 // Block shape for AMD GPUs, whose workgroups have 64 KB of shared memory (LDS) each (gfx9 and gfx11 alike), also
-// used by the generic FMA tiles on NVIDIA so that the "cuda-fma" variant runs exactly the shapes AMD gfx1030 runs.
+// used by the generic FMA tiles on NVIDIA so that the "cuda-fma" variant runs exactly the shapes AMD runs.
 // Q, dO (kBlockM rows), K, V (kBlockN rows), P^T, dS^T and dS live in shared memory together (BwdConfig::kSmemBytes
 // in bwd_main.cuh, checked there against kMaxSmemBytes by a static_assert); tiles are at least 32 wide (SmemTile):
 //   D <= 64: 64 keys x 64 queries (57 KB at D 64)    D <= 128: 64 x 32 (62 KB)    D <= 192: 32 x 32 (55 KB)
-// all with 4 warps of 2 x 2 in every phase. At D 256 the smallest blocks (32 x 32) take 70 KB: no AMD target can run
-// them (the HIP build leaves the D 256 backward out and declines it), while NVIDIA runs them for cuda-fma.
+//   D 256:   32 x 32 with V reloaded (exactly 64 KB)
+// all with 4 warps of 2 x 2 in every phase. At D 256, K, V, Q and dO of 32 x 32 blocks alone fill the 64 KB, so the
+// shape sets kReloadV: V is needed only by phase 1's dP^T = V dO^T, so once every warp has its phase-1 products,
+// P^T, dS^T and dS are written where V was, and V is read again (from L2) for the next query block; lse and D are
+// then read from global memory instead of being staged in LDS. The cost is one more 16 KB tile read and two more
+// barriers per query block.
 // The shape does not depend on the policy (MFMA, WMMA, FMA at 32 or 64 lanes), so the HIP host side sizes the
 // workspace and the grid without knowing which policy a device's code object holds. dK and dV stay in registers:
-// kBlockN * (kDqk + kDv) / threads floats per lane (64 lanes: 32-48; 32 lanes: 64-96).
+// kBlockN * (kDqk + kDv) / threads floats per lane (64 lanes: 32-64; 32 lanes: 64-128).
 template <int kDqk, int kDv> struct BwdShapeAmd {
   static constexpr int kDmax = kDqk > kDv ? kDqk : kDv;
   static constexpr bool kTwoBlocks = false;
@@ -60,11 +65,8 @@ template <int kDqk, int kDv> struct BwdShapeAmd {
   static constexpr int kWN1 = 2;
   static constexpr int kWN2 = 2;
   static constexpr int kWM3 = 2;
-#if defined(__HIP__)
-  static constexpr int kMaxSmemBytes = 64 * 1024;
-#else
-  static constexpr int kMaxSmemBytes = kDmax <= 192 ? 64 * 1024 : 227 * 1024;
-#endif
+  static constexpr bool kReloadV = kDmax > 192;
+  static constexpr int kMaxSmemBytes = 64 * 1024;  // every AMD target; cuda-fma is held to it as well
 };
 
 // Which shape a tile policy's main kernel uses: BwdShape (sized for NVIDIA's shared memory) for the tensor-core

@@ -13,6 +13,9 @@
 // tiles, load_b_nk, load_b_kn), so no transposed-A load is needed. The next Q / dO tiles are fetched while phase 3
 // runs. Query blocks that no key of the block can see are never visited, and only blocks on a mask boundary test
 // elements.
+// Shapes with kReloadV (AMD's D 256, where K, V, Q and dO alone fill 64 KB of LDS) keep no V across query blocks:
+// after phase 1's products a barrier frees V's tile, P^T, dS^T and dS are written there, lse and D come from global
+// memory, and V is read again after phase 3 (another barrier) for the next query block.
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_MAIN_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_MAIN_CUH
 
@@ -54,8 +57,14 @@ template <class P, int kDqk, int kDv> struct BwdConfig : BwdShapeFor<P, kDqk, kD
   using OTile = SmemTile<kBlockM, kDv>;    // dO
   using PtTile = SmemTile<kBlockN, kBlockM>;  // P^T and dS^T, keys-major
   using STile = SmemTile<kBlockM, kBlockN>;   // dS, queries-major
-  static constexpr int kSmemBytes = KTile::kBytes + VTile::kBytes + QTile::kBytes + OTile::kBytes +
-                                    2 * PtTile::kBytes + STile::kBytes + 2 * kBlockM * int(sizeof(float));
+  // kReloadV: P^T, dS^T and dS take V's place after phase 1, and lse / D are not staged (read from global memory).
+  static constexpr bool kReloadV = Shape::kReloadV;
+  static_assert(!kReloadV || 2 * PtTile::kElems + STile::kElems <= VTile::kElems,
+                "P^T, dS^T and dS must fit in V's tile");
+  static constexpr int kSmemBytes =
+      kReloadV ? KTile::kBytes + VTile::kBytes + QTile::kBytes + OTile::kBytes
+               : KTile::kBytes + VTile::kBytes + QTile::kBytes + OTile::kBytes + 2 * PtTile::kBytes + STile::kBytes +
+                     2 * kBlockM * int(sizeof(float));
   static_assert(kSmemBytes <= Shape::kMaxSmemBytes, "the backward block does not fit the shape's shared memory "
                                                     "(AMD: 64 KB of LDS per workgroup)");
 };
@@ -128,11 +137,12 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
   T* sV = sK + KTile::kElems;
   T* sQ = sV + VTile::kElems;
   T* sdO = sQ + QTile::kElems;
-  T* sPt = sdO + OTile::kElems;
+  T* sPt = Cfg::kReloadV ? sV : sdO + OTile::kElems;  // kReloadV: in V's tile, once phase 1 has read V
   T* sdSt = sPt + PtTile::kElems;
   T* sdS = sdSt + PtTile::kElems;
-  float* sLse = reinterpret_cast<float*>(sdS + STile::kElems);
-  float* sDsum = sLse + kBlockM;
+  // Not with kReloadV: lse and D are read from global memory there.
+  [[maybe_unused]] float* sLse = reinterpret_cast<float*>(sdS + STile::kElems);
+  [[maybe_unused]] float* sDsum = sLse + kBlockM;
 
   // Grid order (bwd_main_grid): key blocks fastest, so blocks of one head run together and share its Q / dO in
   // L2; deterministic mode puts (batch, kv head) fastest instead, so that blocks running at the same time are
@@ -172,13 +182,15 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
         static_cast<const T*>(p.dout) + b * p.dout_stride[0] + int64_t(m0) * p.dout_stride[1] + h * p.dout_stride[2];
     load_tile<QTile, kThreads>(sQ, q, p.q_stride[1], rows, p.head_dim_qk, p.vec_loads);
     load_tile<OTile, kThreads>(sdO, d, p.dout_stride[1], rows, p.head_dim_v, p.vec_loads);
-    // lse * log2 e and D of the block's rows: whole 16-byte chunks of the padded workspace rows.
-    const int64_t row0 = (int64_t(b) * p.heads_q + h) * p.seqlen_q_pad + m0;
-    constexpr int kChunks = kBlockM / 4;
-    for (int c = tid; c < 2 * kChunks; c += kThreads) {
-      const bool lse = c < kChunks;
-      const int off = (lse ? c : c - kChunks) * 4;
-      vendor::copy16_async((lse ? sLse : sDsum) + off, (lse ? p.lse_log2 : p.dsum) + row0 + off, true);
+    if constexpr (!Cfg::kReloadV) {
+      // lse * log2 e and D of the block's rows: whole 16-byte chunks of the padded workspace rows.
+      const int64_t row0 = (int64_t(b) * p.heads_q + h) * p.seqlen_q_pad + m0;
+      constexpr int kChunks = kBlockM / 4;
+      for (int c = tid; c < 2 * kChunks; c += kThreads) {
+        const bool lse = c < kChunks;
+        const int off = (lse ? c : c - kChunks) * 4;
+        vendor::copy16_async((lse ? sLse : sDsum) + off, (lse ? p.lse_log2 : p.dsum) + row0 + off, true);
+      }
     }
   };
 
@@ -252,6 +264,19 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
         }
       }
 
+      // kReloadV: every warp has read V (its last use in this query block) before P^T, dS^T, dS overwrite it.
+      if constexpr (Cfg::kReloadV) vendor::block_sync();
+
+      // lse * log2 e and D of query row m of this block: staged in LDS, or (kReloadV) the padded workspace rows.
+      const auto row_lse = [&](int m) {
+        if constexpr (Cfg::kReloadV) return p.lse_log2[row_base + m0 + m];
+        else return sLse[m];
+      };
+      const auto row_dsum = [&](int m) {
+        if constexpr (Cfg::kReloadV) return p.dsum[row_base + m0 + m];
+        else return sDsum[m];
+      };
+
       // Element-wise: rows of the accumulators are keys, columns are queries.
       const bool partial = mask.partial(m0, m0 + kBlockM - 1, n0, n0 + kBlockN - 1);
 #pragma unroll
@@ -274,10 +299,10 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
               } else {
                 s2 = acc * p.scale_log2;
               }
-              float pv = vendor::exp2f_fast(s2 - sLse[m + x]);
+              float pv = vendor::exp2f_fast(s2 - row_lse(m + x));
               if (partial && !mask.visible(m0 + m + x, n0 + n)) pv = 0.f;
               pr[x] = pv;
-              ds[x] = pv * (dp[i][j].v[e + x] - sDsum[m + x]) * dsc;
+              ds[x] = pv * (dp[i][j].v[e + x] - row_dsum(m + x)) * dsc;
             }
             store_pair<PtTile>(sPt, n, m, pr[0], pr[1]);
             store_pair<PtTile>(sdSt, n, m, ds[0], ds[1]);
@@ -377,6 +402,13 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
         __threadfence();  // this thread's additions are visible device-wide before the count says so
         vendor::block_sync();
         if (tid == 0) atomicAdd(sem, 1);
+      }
+    }
+    if constexpr (Cfg::kReloadV) {
+      if (it + 1 < items) {
+        vendor::block_sync();  // (D) every warp has read dS (in V's tile): V again for the next query block
+        load_tile<VTile, kThreads>(sV, v, p.v_stride[1], keys, p.head_dim_v, p.vec_loads);
+        vendor::copy_commit();
       }
     }
   }
