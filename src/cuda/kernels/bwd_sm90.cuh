@@ -10,7 +10,7 @@
 //   2. dV += P^T dO and dK += dS^T Q with P^T / dS^T straight from registers (wgmma's accumulator layout per warp is
 //      the A fragment layout: no shared-memory round trip), dO and Q read N-major.
 //   3. dS^T goes to shared memory once; dQ = dS K (A = dS read M-major, 64 columns per warpgroup) is added to the
-//      fp32 workspace (atomics, or bulk reductions: Sm90BwdConfig::kDqBulk).
+//      fp32 workspace with vector atomics.
 // The next query block's Q and dO are copied (cp.async, 2 buffers) while the current one is computed.
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_SM90_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_SM90_CUH
@@ -28,72 +28,26 @@
 
 namespace flashport::kernels {
 
-#if defined(FLASHPORT_HAS_WGMMA)
-// Bulk asynchronous reduction (sm_90): dst[0..bytes) += src[0..bytes) in fp32, both 16-byte aligned, bytes a
-// multiple of 16; tracked per issuing thread as a bulk group.
-FLASHPORT_DEVICE void bulk_add_f32(float* dst, const float* src, uint32_t bytes) {
-  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst),
-               "r"(vendor::smem_addr(src)), "r"(bytes)
-               : "memory");
-  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-}
-FLASHPORT_DEVICE void bulk_wait_reads() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
-FLASHPORT_DEVICE void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
-#else
-FLASHPORT_DEVICE void bulk_add_f32(float*, const float*, uint32_t) { __trap(); }
-FLASHPORT_DEVICE void bulk_wait_reads() { __trap(); }
-FLASHPORT_DEVICE void bulk_wait_all() { __trap(); }
-#endif
-
-template <int kD, bool kDqBulk_> struct Sm90BwdConfig {
+template <int kD> struct Sm90BwdConfig {
   static constexpr int kBlockM = kSm90BwdBlockM, kBlockN = kSm90BwdBlockN, kThreads = 256;
   static constexpr int kKeysPerWarpgroup = 64;
   // dQ is split between the warpgroups by columns: 64 each over all 128 keys, after a block barrier; at D 64
   // warpgroup 0 alone. Splitting by keys instead (each warpgroup its own 64 keys, twice the atomics) measured
   // slower on the H200: 190 vs 224 TFLOP/s at D 128, 140 vs 146 at D 64 (docs/perf/cuda-backward.md).
+  // The dQ tile goes to the workspace by per-element vector atomics: staging it in shared memory for one bulk
+  // reduction per row (cp.reduce.async.bulk) measured 3-12 % slower (docs/perf/cuda-backward.md).
   static constexpr int kDqN = 64;  // dQ columns per warpgroup
-  // kDqBulk: dQ is staged in shared memory and added with one bulk reduction per row (cp.reduce.async.bulk) instead
-  // of per-element atomics; rows of 64 fp32 padded to 68 so that the staging stores spread over the banks.
-  static constexpr bool kDqBulk = kDqBulk_;
-  static constexpr int kStageStride = 68;
-  static constexpr int kStageBytes = kDqBulk ? 2 * 64 * kStageStride * 4 : 0;
   static constexpr int kPvN = kD < 128 ? kD : 128;  // N of one dV / dK instruction
   using KTile = SmemTileSw128<kBlockN, kD>;
   using QTile = SmemTileSw128<kBlockM, kD>;
   using DsTile = SmemTileSw128<kBlockN, kBlockM>;  // dS^T, keys x queries
-  static constexpr int kSmemBytes = 2 * KTile::kBytes + 4 * QTile::kBytes + DsTile::kBytes + kStageBytes + 1024;
+  static constexpr int kSmemBytes = 2 * KTile::kBytes + 4 * QTile::kBytes + DsTile::kBytes + 1024;
 };
 
-// One warpgroup's dQ tile (64 rows x 64 columns from dq_col0, the sm80 accumulator layout per warp) added to the
-// fp32 rows acc_rows[r * head_dim + ...]: staged in shared memory (`stage`, rows kStageStride floats apart), then
-// one bulk reduction per row by the warpgroup's first 64 threads. The stage is reused only after those reductions
-// have read it (waited for before the next staging).
-template <class Cfg, int kDqT, class Acc>
-FLASHPORT_DEVICE void add_rows_bulk(float* stage, const Acc (&dq)[kDqT], float* acc_rows, int head_dim, int dq_col0,
-                                    int warpgroup, int warp_row) {
-  using P = TileMmaSm80<vendor::bf16_t>;  // layout only (identical for both 16-bit types)
-  const int t_in_wg = vendor::thread_id() % 128;
-  if (t_in_wg < 64) bulk_wait_reads();  // the previous query block's reductions have read the stage
-  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + warpgroup) : "memory");
-#pragma unroll
-  for (int t = 0; t < kDqT; ++t)
-#pragma unroll
-    for (int e = 0; e < P::kAccElems; e += 2)
-      *reinterpret_cast<float2*>(stage + (warp_row + P::acc_row(e)) * Cfg::kStageStride + t * 16 + P::acc_col(e)) =
-          make_float2(dq[t].v[e], dq[t].v[e + 1]);
-  fence_proxy_async();  // the stores are read by the bulk copy engine (async proxy)
-  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + warpgroup) : "memory");
-  if (t_in_wg < 64) {
-    const int cols = min(64, head_dim - dq_col0);  // > 0 and a multiple of 4 here
-    bulk_add_f32(acc_rows + int64_t(t_in_wg) * head_dim + dq_col0, stage + t_in_wg * Cfg::kStageStride,
-                 uint32_t(cols) * 4);
-  }
-}
-
-template <class T, int kD, bool kDqBulk>
+template <class T, int kD>
 __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
 #if defined(FLASHPORT_HAS_WGMMA)
-  using Cfg = Sm90BwdConfig<kD, kDqBulk>;
+  using Cfg = Sm90BwdConfig<kD>;
   using P = TileMmaSm80<T>;  // accumulator and A-fragment layout of each warp's 16 rows of a wgmma
   using Acc = typename P::Acc;
   using KTile = typename Cfg::KTile;
@@ -113,7 +67,6 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
   T* sQ = sV + KTile::kElems;  // 2 buffers
   T* sdO = sQ + 2 * QTile::kElems;  // 2 buffers
   T* sdS = sdO + 2 * QTile::kElems;
-  float* sdq = reinterpret_cast<float*>(sdS + DsTile::kElems);  // kDqBulk: [warpgroup][64][kStageStride]
 
   const int n_block = vendor::block_id_x();
   const int hk = vendor::block_id_y();
@@ -276,11 +229,6 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     fence_registers(&dq[0].v[0], kDqT * P::kAccElems);
 
     float* acc_rows = p.dq_accum + row_base * p.head_dim_qk;
-    if (kDqBulk && p.head_dim_qk % 4 == 0) {  // whole 16-byte units per row: one bulk reduction per row
-      add_rows_bulk<Cfg, kDqT>(sdq + warpgroup * 64 * Cfg::kStageStride, dq, acc_rows, p.head_dim_qk, dq_col0,
-                               warpgroup, warp_row);
-      continue;
-    }
     const bool even_rows = p.head_dim_qk % 2 == 0;
 #pragma unroll
     for (int t = 0; t < kDqT; ++t)
@@ -298,7 +246,6 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
       }
   }
   vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
-  if constexpr (kDqBulk) bulk_wait_all();  // the last bulk reductions have read shared memory and completed
 
   // dV and dK (times the softmax scale: S = scale * Q K^T) of this warp's keys.
   T* dvg = static_cast<T*>(p.dv) + b * p.dv_stride[0] + int64_t(n0) * p.dv_stride[1] + hk * p.dv_stride[2];
@@ -311,18 +258,14 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
 #endif
 }
 
-template <class T, int kD, bool kDqBulk> cudaError_t launch_bwd_sm90_variant(const BwdParams& p, cudaStream_t stream) {
-  using Cfg = Sm90BwdConfig<kD, kDqBulk>;
-  auto kernel = bwd_sm90_kernel<T, kD, kDqBulk>;
+template <class T, int kD> cudaError_t launch_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
+  using Cfg = Sm90BwdConfig<kD>;
+  auto kernel = bwd_sm90_kernel<T, kD>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
   const dim3 grid(p.n_blocks, p.heads_kv, p.batch);
   kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
-}
-
-template <class T, int kD> cudaError_t launch_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
-  return launch_bwd_sm90_variant<T, kD, false>(p, stream);
 }
 
 }  // namespace flashport::kernels
