@@ -260,12 +260,8 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
 
 template <class T, int kD> cudaError_t launch_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
   using Cfg = Sm90BwdConfig<kD>;
-  auto kernel = bwd_sm90_kernel<T, kD>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  const dim3 grid(p.n_blocks, p.heads_kv, p.batch);
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
-  return cudaGetLastError();
+  return launch_with_smem(bwd_sm90_kernel<T, kD>, dim3(p.n_blocks, p.heads_kv, p.batch), Cfg::kThreads,
+                          Cfg::kSmemBytes, stream, p);
 }
 
 }  // namespace flashport::kernels

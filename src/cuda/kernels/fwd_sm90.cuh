@@ -214,12 +214,8 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
 
 template <class T, int kD> cudaError_t launch_fwd_sm90(const FwdParams& p, cudaStream_t stream) {
   using Cfg = Sm90FwdConfig<kD>;
-  auto kernel = fwd_sm90_kernel<T, kD>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  const dim3 grid(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch);
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
-  return cudaGetLastError();
+  return launch_with_smem(fwd_sm90_kernel<T, kD>, dim3(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch),
+                          Cfg::kThreads, Cfg::kSmemBytes, stream, p);
 }
 
 }  // namespace flashport::kernels
