@@ -8,8 +8,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 
 #include "backward.h"
 #if defined(FLASHPORT_CUDA_HAVE_FMA)
@@ -18,6 +16,7 @@
 #if defined(FLASHPORT_CUDA_HAVE_SM90)
 #include "bwd_sm90.h"
 #endif
+#include "host_devices.h"
 #include "host_status.h"
 #include "kernels/bwd_f32.cuh"
 #include "kernels/bwd_host.cuh"
@@ -84,20 +83,12 @@ template <class T, template <class, int, int> class Main> Selection select_16bit
   return pick<T, 256, 256, Main>();
 }
 
-// The Hopper main kernel (bwd_sm90.h: wgmma) for 16-bit head dims up to 128 on compute 9.0, when this module has
-// sm_90a code, the dQ order is free (not deterministic) and FLASHPORT_CUDA_WGMMA is not "0" (the switch lets a
-// benchmark time the mma.sync kernel on the same GPU). Empty Selection: the portable tensor-core kernel runs.
+// The Hopper main kernel (bwd_sm90.h: wgmma) for 16-bit head dims up to 128 where the Hopper kernels run
+// (host_devices.h) and the dQ order is free (not deterministic). Empty Selection: the portable tensor-core kernel.
 template <class T> Selection select_sm90(const flashport_problem* p) {
 #if defined(FLASHPORT_CUDA_HAVE_SM90)
-  static const bool disabled = [] {
-    const char* env = std::getenv("FLASHPORT_CUDA_WGMMA");
-    return env != nullptr && std::strcmp(env, "0") == 0;
-  }();
-  int major = 0, minor = 0;
-  if (disabled || p->deterministic || p->head_dim_qk > 128 || p->head_dim_v > 128 ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, p->device_id) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, p->device_id) != cudaSuccess ||
-      major * 10 + minor != 90)
+  if (p->deterministic || p->head_dim_qk > 128 || p->head_dim_v > 128 ||
+      !flashport::cuda_host::hopper_kernels(p->device_id))
     return {};
   Selection s;
   s.main = p->head_dim_qk <= 64 && p->head_dim_v <= 64 ? fk::launch_bwd_sm90<T, 64> : fk::launch_bwd_sm90<T, 128>;

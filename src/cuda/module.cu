@@ -6,10 +6,6 @@
 
 #include <climits>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <mutex>
-#include <vector>
 
 #include "dispatch/backend_abi.h"
 #if defined(FLASHPORT_CUDA_HAVE_FMA)
@@ -18,10 +14,11 @@
 #if defined(FLASHPORT_CUDA_HAVE_SM90)
 #include "fwd_sm90.h"
 #endif
+#include "host_devices.h"
+#include "host_status.h"
 #include "kernels/fwd_launch.cuh"
 #if defined(FLASHPORT_CUDA_HAVE_BACKWARD)
 #include "backward.h"
-#include "host_status.h"
 #endif
 
 namespace {
@@ -31,29 +28,9 @@ using flashport::kernels::FwdParams;
 using flashport::cuda_host::cuda_failure;
 using flashport::cuda_host::say;
 
-// Compute capability of each device, read once at probe time (supports() must stay pure and cheap).
-struct DeviceTable {
-  std::once_flag once;
-  cudaError_t status = cudaSuccess;
-  std::vector<int> cc;  // major * 10 + minor
-};
-DeviceTable& devices() {
-  static DeviceTable t;
-  std::call_once(t.once, [] {
-    int n = 0;
-    t.status = cudaGetDeviceCount(&n);
-    if (t.status != cudaSuccess) return;
-    for (int i = 0; i < n; ++i) {
-      int major = 0, minor = 0;
-      if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, i) != cudaSuccess ||
-          cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, i) != cudaSuccess) {
-        major = minor = 0;
-      }
-      t.cc.push_back(major * 10 + minor);
-    }
-  });
-  return t;
-}
+using flashport::cuda_host::DeviceTable;
+using flashport::cuda_host::devices;
+
 // The tensor-core kernels (mma.sync m16n8k16 bf16, cp.async, ldmatrix) need sm_80.
 constexpr int kMinCC = 80;
 
@@ -126,16 +103,11 @@ template <class Fwd, class T> LaunchFn select_16bit(int dqk, int dv) {
   }
 }
 
-// The Hopper forward (wgmma) for equal padded head dims 64/128/256 on compute 9.0, when this module has sm_90a
-// code and FLASHPORT_CUDA_WGMMA is not "0" (the switch lets a benchmark time the mma.sync kernel on the same GPU).
+// The Hopper forward (wgmma) for equal padded head dims 64/128/256 where the Hopper kernels run (host_devices.h).
 // nullptr: use the portable tensor-core kernel.
 template <class T> LaunchFn select_sm90(const flashport_problem* p, int dqk, int dv) {
 #if defined(FLASHPORT_CUDA_HAVE_SM90)
-  static const bool disabled = [] {
-    const char* env = std::getenv("FLASHPORT_CUDA_WGMMA");
-    return env != nullptr && std::strcmp(env, "0") == 0;
-  }();
-  if (disabled || dqk != dv || devices().cc[p->device_id] != 90) return nullptr;
+  if (dqk != dv || !flashport::cuda_host::hopper_kernels(p->device_id)) return nullptr;
   switch (dqk) {
     case 64: return flashport::kernels::launch_fwd_sm90<T, 64>;
     case 128: return flashport::kernels::launch_fwd_sm90<T, 128>;
