@@ -29,23 +29,19 @@
 
 namespace flashport::kernels {
 
-#ifndef FLASHPORT_SM90_PINGPONG
-#define FLASHPORT_SM90_PINGPONG 1
-#endif
-
 // Warpgroups take turns issuing their MMAs, in a fixed ring (0, 1, .., W-1, 0, ..): a warpgroup issues its S or
 // P V batch only after the previous one in the ring issued its own, and then passes the turn. The tensor cores then
 // run one warpgroup's MMAs while the others are in their softmax, instead of all warpgroups issuing at the same
 // moment after each barrier and then all waiting in the softmax together. Named barriers 1..W, each completed by
 // the 128 threads that wait on it and the 128 that arrive.
-template <int kWarpGroups, bool kEnabled> struct WarpgroupTurns {
+template <int kWarpGroups> struct WarpgroupTurns {
   int self;
   FLASHPORT_DEVICE explicit WarpgroupTurns(int warpgroup) : self(warpgroup) {}
   FLASHPORT_DEVICE void wait() const {
-    if constexpr (kEnabled) asm volatile("bar.sync %0, 256;\n" ::"r"(1 + self) : "memory");
+    asm volatile("bar.sync %0, 256;\n" ::"r"(1 + self) : "memory");
   }
   FLASHPORT_DEVICE void pass() const {
-    if constexpr (kEnabled) asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (self + 1) % kWarpGroups) : "memory");
+    asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (self + 1) % kWarpGroups) : "memory");
   }
   // The last warpgroup of the ring hands warpgroup 0 its first turn; warpgroup 0 takes the last hand-over back at
   // the end so that no barrier is left half-arrived.
@@ -142,7 +138,7 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
   OnlineSoftmax<P> softmax;
   softmax.init();
 
-  WarpgroupTurns<Cfg::kWarpGroups, FLASHPORT_SM90_PINGPONG> turns(warpgroup);
+  WarpgroupTurns<Cfg::kWarpGroups> turns(warpgroup);
   turns.start();
 
   // This warpgroup's 64 rows of Q inside each column block.
