@@ -13,6 +13,7 @@
 #   CUDA_ARCHS=90a bench/device.sh       build one architecture only (halves the build; default "80;90a", the
 #                                        CMake default: 90a adds the Hopper wgmma forward; "80;90" leaves it out)
 #   COMMIT=$(git rev-parse --short HEAD) the commit named in the charts (the GPU machine gets the tree without .git)
+#   NCU_DIRECTION=bwd NCU_D="64 128" NCU_SOURCE=1   what the ncu step profiles (default: the D 128 forward)
 #   TEST_TIMEOUT CHECK_TIMEOUT BENCH_TIMEOUT SANITIZE_TIMEOUT PYTHON_TIMEOUT   seconds per step (150 90 240 100 240)
 #
 # $OUT receives at most 8 files (what the device tool brings back): summary.txt (one line per step), table.txt,
@@ -88,22 +89,35 @@ if has check; then
 fi
 
 if has ncu; then
-  # One bf16 D=128 S=4096 non-causal forward: occupancy, tensor-pipe use, shared-memory bank conflicts.
-  timeout 120 ncu --kernel-name regex:'fwd_(sm90_)?kernel' --launch-count 1 --metrics \
+  # One bf16 S=4096 non-causal kernel per head dim in NCU_D (default 128) of NCU_DIRECTION (fwd: the forward kernel,
+  # bwd: the backward main kernel): occupancy, tensor-pipe use, shared-memory bank conflicts, and the average stall
+  # reasons per issued instruction; NCU_SOURCE=1 adds the 25 SASS lines with the most stall samples.
+  ncu_kernel='fwd_(sm90_)?kernel'
+  [ "${NCU_DIRECTION:-fwd}" = bwd ] && ncu_kernel='bwd_(sm90|main)_kernel'
+  for d in ${NCU_D:-128}; do
+    timeout 150 ncu --kernel-name regex:"$ncu_kernel" --launch-count 1 --import-source yes \
+      ${NCU_SOURCE:+--section SourceCounters --section WarpStateStats -o $BUILD/ncu_d$d -f} --metrics \
 sm__warps_active.avg.pct_of_peak_sustained_active,\
 sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,\
+sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,\
 sm__inst_executed_pipe_tensor_op_hmma.avg.pct_of_peak_sustained_active,\
 l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum,\
 l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,smsp__inst_executed_op_ldsm.sum,\
 l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ldsm.sum,\
-smsp__warp_issue_stalled_barrier_per_warp_active.pct,smsp__warp_issue_stalled_long_scoreboard_per_warp_active.pct,\
-smsp__warp_issue_stalled_short_scoreboard_per_warp_active.pct,smsp__warp_issue_stalled_mio_throttle_per_warp_active.pct,\
-smsp__warp_issue_stalled_math_pipe_throttle_per_warp_active.pct,smsp__issue_active.avg.pct_of_peak_sustained_active,\
+lts__t_sectors_op_red.sum,lts__t_sectors_op_read.sum,dram__bytes_read.sum,lts__throughput.avg.pct_of_peak_sustained_elapsed,\
+regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,smsp__issue_active.avg.pct_of_peak_sustained_active,\
 launch__registers_per_thread,launch__occupancy_limit_registers,gpu__time_duration.sum \
-    $B --backend cuda --dtype bf16 --d 128 --s 4096 --causal 0 --direction fwd --reps 1 --warmup 0 --peers none \
-    --quiet > "$LOGS/ncu.txt" 2>&1
-  echo "ncu: rc=$?" | tee -a "$OUT/summary.txt"
-  grep -E "^\s+(sm__|l1tex__|smsp__|launch__|gpu__)" "$LOGS/ncu.txt" | awk '{print $1, $(NF)}' | tee -a "$OUT/summary.txt"
+      $B --backend cuda --dtype bf16 --d $d --s 4096 --causal 0 --direction "${NCU_DIRECTION:-fwd}" --reps 1 \
+      --warmup 0 --peers none --quiet > "$LOGS/ncu_d$d.txt" 2>&1
+    echo "ncu ${NCU_DIRECTION:-fwd} D $d: rc=$?" | tee -a "$OUT/summary.txt"
+    # Metrics as name value; stall ratios under 0.05 (cycles per issued instruction) left out of the summary.
+    grep -E "^\s+(sm__|l1tex__|smsp__|launch__|gpu__|lts__|dram__)" "$LOGS/ncu_d$d.txt" |
+      awk '!($1 ~ /stalled/ && $(NF) + 0 < 0.05) {print $1, $(NF)}' | tee -a "$OUT/summary.txt"
+    if [ -n "${NCU_SOURCE:-}" ] && [ -f $BUILD/ncu_d$d.ncu-rep ]; then
+      ncu -i $BUILD/ncu_d$d.ncu-rep --page source --csv --print-source sass > "$LOGS/ncu_source_d$d.csv" 2>&1
+      python3 bench/ncu_top_stalls.py "$LOGS/ncu_source_d$d.csv" 25 | tee "$LOGS/ncu_top_d$d.txt" | tee -a "$OUT/summary.txt"
+    fi
+  done
 fi
 
 if has bench; then
