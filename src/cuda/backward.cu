@@ -91,10 +91,11 @@ template <class T> Selection select_sm90(const flashport_problem* p) {
       !flashport::cuda_host::hopper_kernels(p->device_id))
     return {};
   Selection s;
-  s.main = p->head_dim_qk <= 64 && p->head_dim_v <= 64 ? fk::launch_bwd_sm90<T, 64> : fk::launch_bwd_sm90<T, 128>;
+  const int d = p->head_dim_qk <= 64 && p->head_dim_v <= 64 ? 64 : 128;
+  s.main = d == 64 ? fk::launch_bwd_sm90<T, 64> : fk::launch_bwd_sm90<T, 128>;
   s.preprocess = fk::launch_bwd_preprocess<T>;
   s.convert = fk::launch_bwd_convert<T>;
-  s.shape.block_m = fk::kSm90BwdBlockM;
+  s.shape.block_m = fk::sm90_bwd_block_m(d);
   s.shape.block_n = fk::kSm90BwdBlockN;
   return s;
 #else

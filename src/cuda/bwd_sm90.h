@@ -11,8 +11,10 @@ namespace flashport::kernels {
 
 // Equal head dims kD in {64, 128} (actual ones <= kD are zero-padded), 16-bit T, non-deterministic dQ.
 template <class T, int kD> cudaError_t launch_bwd_sm90(const BwdParams& p, cudaStream_t stream);
-// Keys and queries per block of that kernel (Sm90BwdConfig).
-constexpr int kSm90BwdBlockM = 64, kSm90BwdBlockN = 128;
+// Queries and keys per block of that kernel for head dim kD (Sm90BwdConfig): 128 queries at D 64, where each
+// warpgroup then computes dQ for its own 64 of them, 64 at D 128, where the warpgroups split dQ's columns.
+constexpr int sm90_bwd_block_m(int d) { return d <= 64 ? 128 : 64; }
+constexpr int kSm90BwdBlockN = 128;
 
 }  // namespace flashport::kernels
 

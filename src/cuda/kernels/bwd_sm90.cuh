@@ -3,17 +3,20 @@
 // problem runs bwd_main.cuh (backward.cu chooses).
 //
 // One block = 128 keys of one (batch, kv head), 2 warpgroups of 64 keys each; K and V stay in shared memory and each
-// warpgroup keeps dK, dV of its keys in fp32 registers over every (query head of the GQA group, query block of 64
-// rows) its keys meet. Per query block:
+// warpgroup keeps dK, dV of its keys in fp32 registers over every (query head of the GQA group, query block of
+// kBlockM rows: 128 at D 64, 64 at D 128) its keys meet. Per query block:
 //   1. S^T = K Q^T and dP^T = V dO^T (keys x queries, both operands from shared memory), P = exp2(S scale log2 e -
-//      lse log2 e), dS = P (dP - D) (softcap derivative included); lse and D are read from the padded workspace rows.
+//      lse log2 e), dS = P (dP - D) (softcap derivative included); lse and D are copied with Q and dO from the
+//      padded workspace rows into shared memory.
 //   2. dV += P^T dO and dK += dS^T Q with P^T / dS^T straight from registers (wgmma's accumulator layout per warp is
 //      the A fragment layout: no shared-memory round trip), dO and Q read N-major.
-//   3. dS^T goes to shared memory once; dQ = dS K (A = dS read M-major, 64 columns per warpgroup) is added to the
-//      fp32 workspace with vector atomics.
-// The next query block's Q and dO are copied (cp.async, 2 buffers) while the current one is computed.
+//   3. dS^T goes to shared memory once; dQ = dS K (A = dS read M-major), one 64 x 64 tile per warpgroup, is added
+//      to the fp32 workspace with vector atomics.
+// The next query block's Q, dO, lse and D are copied (cp.async, 2 buffers) while the current one is computed.
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_SM90_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_SM90_CUH
+
+#include <type_traits>
 
 #include "bwd_sm90.h"
 #include "kernels/bwd_launch.cuh"
@@ -29,19 +32,22 @@
 namespace flashport::kernels {
 
 template <int kD> struct Sm90BwdConfig {
-  static constexpr int kBlockM = kSm90BwdBlockM, kBlockN = kSm90BwdBlockN, kThreads = 256;
+  static constexpr int kBlockM = sm90_bwd_block_m(kD), kBlockN = kSm90BwdBlockN, kThreads = 256;
   static constexpr int kKeysPerWarpgroup = 64;
-  // dQ is split between the warpgroups by columns: 64 each over all 128 keys, after a block barrier; at D 64
-  // warpgroup 0 alone. Splitting by keys instead (each warpgroup its own 64 keys, twice the atomics) measured
-  // slower on the H200: 190 vs 224 TFLOP/s at D 128, 140 vs 146 at D 64 (docs/perf/cuda-backward.md).
-  // The dQ tile goes to the workspace by per-element vector atomics: staging it in shared memory for one bulk
-  // reduction per row (cp.reduce.async.bulk) measured 3-12 % slower (docs/perf/cuda-backward.md).
+  // dQ (kBlockM x kD, over all 128 keys, after a block barrier) is split between the two warpgroups into 64 x 64
+  // tiles: by query rows at D 64 (128-query blocks), by columns at D 128. Splitting by keys instead (each
+  // warpgroup its own 64 keys, twice the atomics) measured slower on the H200: 190 vs 224 TFLOP/s at D 128
+  // (docs/perf/cuda-backward.md). The tile goes to the workspace by per-element vector atomics: staging it in
+  // shared memory for one bulk reduction per row (cp.reduce.async.bulk) measured 3-12 % slower.
+  static constexpr bool kDqByRows = kBlockM == 128;
+  static_assert(kDqByRows ? kD == 64 : kD == 128 && kBlockM == 64, "dQ tiles: 2 warpgroups x 64 x 64");
   static constexpr int kDqN = 64;  // dQ columns per warpgroup
   static constexpr int kPvN = kD < 128 ? kD : 128;  // N of one dV / dK instruction
   using KTile = SmemTileSw128<kBlockN, kD>;
   using QTile = SmemTileSw128<kBlockM, kD>;
   using DsTile = SmemTileSw128<kBlockN, kBlockM>;  // dS^T, keys x queries
-  static constexpr int kSmemBytes = 2 * KTile::kBytes + 4 * QTile::kBytes + DsTile::kBytes + 1024;
+  // + 2 buffers of lse and D (kBlockM floats each) + 1 KB for the 1024-byte alignment of the swizzle atoms.
+  static constexpr int kSmemBytes = 2 * KTile::kBytes + 4 * QTile::kBytes + DsTile::kBytes + 4 * kBlockM * 4 + 1024;
 };
 
 template <class T, int kD>
@@ -67,6 +73,8 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
   T* sQ = sV + KTile::kElems;  // 2 buffers
   T* sdO = sQ + 2 * QTile::kElems;  // 2 buffers
   T* sdS = sdO + 2 * QTile::kElems;
+  float* sLse = reinterpret_cast<float*>(sdS + DsTile::kElems);  // 2 buffers of lse * log2 e, then 2 of D
+  float* sDsum = sLse + 2 * kBlockM;
 
   const int n_block = vendor::block_id_x();
   const int hk = vendor::block_id_y();
@@ -88,6 +96,14 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
                                p.head_dim_qk, p.vec_loads);
     load_tile<QTile, kThreads>(sdO + (it % 2) * QTile::kElems, work.dout(p, h, m0), p.dout_stride[1], rows,
                                p.head_dim_v, p.vec_loads);
+    // lse and D of the block's rows: the workspace rows are padded to whole blocks and 16-byte aligned.
+    constexpr int kChunks = kBlockM / 4;  // 16-byte chunks per row vector
+    const int tid = vendor::thread_id();
+    if (tid < 2 * kChunks) {
+      const int64_t row = (int64_t(b) * p.heads_q + h) * p.seqlen_q_pad + m0 + (tid % kChunks) * 4;
+      float* dst = (tid < kChunks ? sLse : sDsum) + (it % 2) * kBlockM + (tid % kChunks) * 4;
+      vendor::copy16_async(dst, (tid < kChunks ? p.lse_log2 : p.dsum) + row, true);
+    }
   };
 
   load_tile<KTile, kThreads>(sK, work.k(p, n0), p.k_stride[1], keys, p.head_dim_qk, p.vec_loads);
@@ -104,8 +120,14 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
 
   const bool softcap = p.softcap > 0.f;
   const float cap_log2 = p.softcap * kLog2e;
-  const float scale_over_cap = softcap ? p.scale * p.softcap_inv : 0.f;
-  const uint32_t k_addr = vendor::smem_addr(sK), v_addr = vendor::smem_addr(sV), ds_addr = vendor::smem_addr(sdS);
+  const float scale_over_cap = p.scale * p.softcap_inv;
+  // Operand descriptors, built once and stepped per instruction (wgmma_desc_step): K-major slices of K / V (this
+  // warpgroup's keys), K as the N-major B of dQ, and dS^T as dQ's M-major A.
+  const uint32_t k_addr = vendor::smem_addr(sK), v_addr = vendor::smem_addr(sV);
+  const uint64_t k_kmajor = wgmma_desc(k_addr + key_wg * 128, 16, 1024);
+  const uint64_t v_kmajor = wgmma_desc(v_addr + key_wg * 128, 16, 1024);
+  const uint64_t k_nmajor = wgmma_desc(k_addr, KTile::kColBlockBytes, 1024);
+  const uint64_t ds_mmajor = wgmma_desc(vendor::smem_addr(sdS), DsTile::kColBlockBytes, 1024);
 
   for (int it = 0; it < work.items; ++it) {
     const int h = work.head(p, it);
@@ -120,17 +142,12 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     vendor::copy_commit();
     const uint32_t q_addr = vendor::smem_addr(sQ + (it % 2) * QTile::kElems);
     const uint32_t do_addr = vendor::smem_addr(sdO + (it % 2) * QTile::kElems);
+    const uint64_t q_kmajor = wgmma_desc(q_addr, 16, 1024), do_kmajor = wgmma_desc(do_addr, 16, 1024);
+    const uint64_t q_nmajor = wgmma_desc(q_addr, QTile::kColBlockBytes, 1024);
+    const uint64_t do_nmajor = wgmma_desc(do_addr, QTile::kColBlockBytes, 1024);
 
-    // lse * log2 e and D of the queries this lane's accumulator columns hold (pairs of adjacent queries).
-    float2 lse[kMT][2], dsum[kMT][2];
-#pragma unroll
-    for (int t = 0; t < kMT; ++t)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int m = t * 16 + P::acc_col(4 * half);
-        lse[t][half] = *reinterpret_cast<const float2*>(p.lse_log2 + row_base + m);
-        dsum[t][half] = *reinterpret_cast<const float2*>(p.dsum + row_base + m);
-      }
+    const float* lse_rows = sLse + (it % 2) * kBlockM;  // lse * log2 e and D of the block's queries
+    const float* dsum_rows = sDsum + (it % 2) * kBlockM;
 
     // 1. S^T = K Q^T, dP^T = V dO^T for this warpgroup's 64 keys x the block's 64 queries.
     Acc s[kMT], dp[kMT];
@@ -138,16 +155,16 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const uint32_t step = (kk % 4) * 32;  // k16 slice inside the 128-byte rows of column block kk / 4
-      const uint64_t kd = wgmma_desc(k_addr + (kk / 4) * KTile::kColBlockBytes + key_wg * 128 + step, 16, 1024);
-      const uint64_t qd = wgmma_desc(q_addr + (kk / 4) * QTile::kColBlockBytes + step, 16, 1024);
+      const uint64_t kd = wgmma_desc_step(k_kmajor, (kk / 4) * KTile::kColBlockBytes + step);
+      const uint64_t qd = wgmma_desc_step(q_kmajor, (kk / 4) * QTile::kColBlockBytes + step);
       WgmmaSS<T, kBlockM>::template run<0, 0>(&s[0].v[0], kd, qd, kk > 0);
     }
     wgmma_commit();
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const uint32_t step = (kk % 4) * 32;
-      const uint64_t vd = wgmma_desc(v_addr + (kk / 4) * KTile::kColBlockBytes + key_wg * 128 + step, 16, 1024);
-      const uint64_t od = wgmma_desc(do_addr + (kk / 4) * QTile::kColBlockBytes + step, 16, 1024);
+      const uint64_t vd = wgmma_desc_step(v_kmajor, (kk / 4) * KTile::kColBlockBytes + step);
+      const uint64_t od = wgmma_desc_step(do_kmajor, (kk / 4) * QTile::kColBlockBytes + step);
       WgmmaSS<T, kBlockM>::template run<0, 0>(&dp[0].v[0], vd, od, kk > 0);
     }
     wgmma_commit();
@@ -155,27 +172,46 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     wgmma_wait<0>();
     fence_registers(&s[0].v[0], kMT * P::kAccElems);
     fence_registers(&dp[0].v[0], kMT * P::kAccElems);
-    // P^T in s, dS^T = P^T (dP^T - D) (times the softcap derivative 1 - tanh^2) in dp.
-    const int key_row0 = n0 + key_wg + warp_row;  // absolute key of this warp's first accumulator row
-    const bool partial = mask.partial(m0, m0 + kBlockM - 1, n0 + key_wg, n0 + key_wg + Cfg::kKeysPerWarpgroup - 1);
+    // P^T in s, dS^T = P^T (dP^T - D) (times the softcap derivative 1 - tanh^2) in dp. The softcap is decided
+    // once per block, and only boundary blocks run the mask pass, which compares each query column with its key's
+    // visible range: tested per element inside one loop, these branches were its most issued instructions (ncu).
+    auto probabilities = [&](auto softcap_c) {
 #pragma unroll
-    for (int t = 0; t < kMT; ++t)
+      for (int t = 0; t < kMT; ++t)
 #pragma unroll
-      for (int e = 0; e < P::kAccElems; ++e) {
-        float s2, dsc = 1.f;
-        if (softcap) {
-          const float th = vendor::tanhf_(s[t].v[e] * scale_over_cap);
-          s2 = cap_log2 * th;
-          dsc = 1.f - th * th;
-        } else {
-          s2 = s[t].v[e] * p.scale_log2;
+        for (int e = 0; e < P::kAccElems; ++e) {
+          // Queries t * 16 + acc_col(e): pairs of adjacent columns, one 8-byte shared load each.
+          const float2 l2 = *reinterpret_cast<const float2*>(lse_rows + t * 16 + P::acc_col(e & ~1));
+          const float2 d2 = *reinterpret_cast<const float2*>(dsum_rows + t * 16 + P::acc_col(e & ~1));
+          const float l = (e & 1) ? l2.y : l2.x, d = (e & 1) ? d2.y : d2.x;
+          if constexpr (decltype(softcap_c)::value) {
+            const float th = vendor::tanhf_(s[t].v[e] * scale_over_cap);
+            s[t].v[e] = vendor::exp2f_fast(cap_log2 * th - l);
+            dp[t].v[e] = s[t].v[e] * (dp[t].v[e] - d) * (1.f - th * th);
+          } else {
+            s[t].v[e] = vendor::exp2f_fast(s[t].v[e] * p.scale_log2 - l);
+            dp[t].v[e] = s[t].v[e] * (dp[t].v[e] - d);
+          }
         }
-        const float2 l = lse[t][e >> 2], d = dsum[t][e >> 2];
-        float pv = vendor::exp2f_fast(s2 - ((e & 1) ? l.y : l.x));
-        if (partial && !mask.visible(m0 + t * 16 + P::acc_col(e), key_row0 + P::acc_row(e))) pv = 0.f;
-        s[t].v[e] = pv;
-        dp[t].v[e] = pv * (dp[t].v[e] - ((e & 1) ? d.y : d.x)) * dsc;
+    };
+    if (softcap) probabilities(std::true_type{});
+    else probabilities(std::false_type{});
+    if (mask.partial(m0, m0 + kBlockM - 1, n0 + key_wg, n0 + key_wg + Cfg::kKeysPerWarpgroup - 1)) {
+#pragma unroll
+      for (int slot = 0; slot < P::kRowSlots; ++slot) {
+        int64_t lo, hi;  // queries [lo, hi) see this slot's key
+        mask.query_bounds(n0 + key_wg + warp_row + P::slot_row(slot), &lo, &hi);
+        const int col_lo = static_cast<int>(min(max(lo - m0, int64_t(0)), int64_t(kBlockM)));
+        const int col_hi = static_cast<int>(min(max(hi - m0, int64_t(0)), int64_t(kBlockM)));
+#pragma unroll
+        for (int t = 0; t < kMT; ++t)
+#pragma unroll
+          for (int e = 0; e < P::kAccElems; ++e) {
+            const int col = t * 16 + P::acc_col(e);
+            if (P::acc_slot(e) == slot && (col < col_lo || col >= col_hi)) s[t].v[e] = dp[t].v[e] = 0.f;
+          }
       }
+    }
 
     // 2. dV += P^T dO, dK += dS^T Q (A from registers, B N-major).
     typename P::FragA pa[kMT], da[kMT];
@@ -190,20 +226,22 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
 #pragma unroll
       for (int part = 0; part < kD / Cfg::kPvN; ++part) {
         const uint32_t off = kk * 2048 + part * (Cfg::kPvN / 64) * QTile::kColBlockBytes;
-        const uint64_t od = wgmma_desc(do_addr + off, QTile::kColBlockBytes, 1024);
+        const uint64_t od = wgmma_desc_step(do_nmajor, off);
         WgmmaRS<T, Cfg::kPvN>::template run<1>(&dv[0][part * (Cfg::kPvN / 16)].v[0], pa[kk].r, od, 1);
-        const uint64_t qd = wgmma_desc(q_addr + off, QTile::kColBlockBytes, 1024);
+        const uint64_t qd = wgmma_desc_step(q_nmajor, off);
         WgmmaRS<T, Cfg::kPvN>::template run<1>(&dk[0][part * (Cfg::kPvN / 16)].v[0], da[kk].r, qd, 1);
       }
     wgmma_commit();
 
-    // 3. dS^T to shared memory (keys x queries) for dQ = dS K; runs while dV / dK are computed.
+    // 3. dS^T to shared memory (keys x queries) for dQ = dS K, while dV / dK are computed; stored from its 16-bit A
+    // fragments (element pairs (2i, 2i + 1) in register i, tile_mma_sm80.h), so the fp32 dS is dead already.
 #pragma unroll
     for (int t = 0; t < kMT; ++t)
 #pragma unroll
-      for (int e = 0; e < P::kAccElems; e += 2)
-        store_pair<DsTile>(sdS, key_wg + warp_row + P::acc_row(e), t * 16 + P::acc_col(e), dp[t].v[e],
-                           dp[t].v[e + 1]);
+      for (int i = 0; i < 4; ++i) {
+        const int row = key_wg + warp_row + P::acc_row(2 * i), col = t * 16 + P::acc_col(2 * i);
+        *reinterpret_cast<uint32_t*>(sdS + DsTile::chunk_offset(row, col >> 3) + (col & 7)) = da[t].r[i];
+      }
     wgmma_wait<0>();
     fence_registers(&dv[0][0].v[0], kDT * P::kAccElems);
     fence_registers(&dk[0][0].v[0], kDT * P::kAccElems);
@@ -212,16 +250,19 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     fence_proxy_async();
     vendor::block_sync();  // both warpgroups' dS^T rows are in shared memory
 
-    const int dq_col0 = warpgroup * kDqN;
-    if (dq_col0 >= kD) continue;  // D 64: warpgroup 1 has no dQ columns (warp-uniform)
+    // This warpgroup's 64 x 64 tile of dQ: query rows dq_row0.., columns dq_col0.. (Cfg::kDqByRows).
+    const int dq_row0 = Cfg::kDqByRows ? warpgroup * 64 : 0;
+    const int dq_col0 = Cfg::kDqByRows ? 0 : warpgroup * kDqN;
+    // A tile wholly in padding (rows past seqlen_q, columns past head_dim_qk) is skipped; warp-uniform. (Also a
+    // register-allocation matter: without this branch ptxas spilled 88 bytes at D 128.)
+    if (m0 + dq_row0 >= p.seqlen_q || dq_col0 >= p.head_dim_qk) continue;
     Acc dq[kDqT];
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
       const uint32_t rows = kk * 2048;  // 16 keys = one k16 step
-      const uint64_t sd = wgmma_desc(ds_addr + rows, DsTile::kColBlockBytes, 1024);
-      const uint64_t kd = wgmma_desc(k_addr + rows + (dq_col0 / 64) * KTile::kColBlockBytes, KTile::kColBlockBytes,
-                                     1024);
+      const uint64_t sd = wgmma_desc_step(ds_mmajor, rows + (dq_row0 / 64) * DsTile::kColBlockBytes);
+      const uint64_t kd = wgmma_desc_step(k_nmajor, rows + (dq_col0 / 64) * KTile::kColBlockBytes);
       WgmmaSS<T, 64>::template run<1, 1>(&dq[0].v[0], sd, kd, kk > 0);
     }
     wgmma_commit();
@@ -229,21 +270,33 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     fence_registers(&dq[0].v[0], kDqT * P::kAccElems);
 
     float* acc_rows = p.dq_accum + row_base * p.head_dim_qk;
-    const bool even_rows = p.head_dim_qk % 2 == 0;
+    if (p.head_dim_qk == kD) {
+      // Every column is real and rows are kD floats apart: one base address per thread, constant offsets.
+      // Rows past seqlen_q are padding rows of the accumulator (never read): no row test needed.
+      float* dst = acc_rows + (dq_row0 + warp_row + P::acc_row(0)) * kD + dq_col0 + P::acc_col(0);
 #pragma unroll
-    for (int t = 0; t < kDqT; ++t)
+      for (int t = 0; t < kDqT; ++t)
 #pragma unroll
-      for (int e = 0; e < P::kAccElems; e += 2) {
-        const int m = warp_row + P::acc_row(e);
-        const int c = dq_col0 + t * 16 + P::acc_col(e);
-        // Rows past seqlen_q are padding rows of the accumulator (never read): no row test needed.
-        float* dst = acc_rows + int64_t(m) * p.head_dim_qk + c;
-        if (c + 1 < p.head_dim_qk) {
-          atomic_add_pair(dst, dq[t].v[e], dq[t].v[e + 1], even_rows);
-        } else if (c < p.head_dim_qk) {
-          atomicAdd(dst, dq[t].v[e]);
+        for (int e = 0; e < P::kAccElems; e += 2) {
+          const int offset = 8 * ((e >> 1) & 1) * kD + t * 16 + 8 * (e >> 2);  // acc_row / acc_col minus e = 0's
+          atomic_add_pair(dst + offset, dq[t].v[e], dq[t].v[e + 1], true);
         }
-      }
+    } else {
+      const bool even_rows = p.head_dim_qk % 2 == 0;
+#pragma unroll
+      for (int t = 0; t < kDqT; ++t)
+#pragma unroll
+        for (int e = 0; e < P::kAccElems; e += 2) {
+          const int m = dq_row0 + warp_row + P::acc_row(e);
+          const int c = dq_col0 + t * 16 + P::acc_col(e);
+          float* dst = acc_rows + int64_t(m) * p.head_dim_qk + c;
+          if (c + 1 < p.head_dim_qk) {
+            atomic_add_pair(dst, dq[t].v[e], dq[t].v[e + 1], even_rows);
+          } else if (c < p.head_dim_qk) {
+            atomicAdd(dst, dq[t].v[e]);
+          }
+        }
+    }
   }
   vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
 

@@ -141,8 +141,11 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
   WarpgroupTurns<Cfg::kWarpGroups> turns(warpgroup);
   turns.start();
 
-  // This warpgroup's 64 rows of Q inside each column block.
-  const uint32_t q_addr = vendor::smem_addr(sQ) + warpgroup * 64 * 128;
+  // Descriptors built once and stepped per instruction (wgmma_desc_step): this warpgroup's 64 rows of Q inside each
+  // column block; K and V of stage 0, stepped by whole stages too.
+  const uint64_t q_desc = wgmma_desc(vendor::smem_addr(sQ) + warpgroup * 64 * 128, 16, 1024);
+  const uint64_t k_desc0 = wgmma_desc(vendor::smem_addr(sK), 16, 1024);
+  const uint64_t v_desc0 = wgmma_desc(vendor::smem_addr(sV), VTile::kColBlockBytes, 1024);
 
   for (int n = n_begin; n < n_end; ++n) {
     const int i = n - n_begin;
@@ -154,8 +157,8 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
     if (n + kStages - 1 < n_end) load_kv((i + kStages - 1) % kStages, n + kStages - 1);
     vendor::copy_commit();
 
-    const uint32_t k_addr = vendor::smem_addr(sK + (i % kStages) * KTile::kElems);
-    const uint32_t v_addr = vendor::smem_addr(sV + (i % kStages) * VTile::kElems);
+    const uint64_t k_desc = wgmma_desc_step(k_desc0, (i % kStages) * KTile::kBytes);
+    const uint64_t v_desc = wgmma_desc_step(v_desc0, (i % kStages) * VTile::kBytes);
 
     // Masking is decided per warpgroup: only tiles that straddle a boundary of its own 64 rows test elements.
     const int key0 = n * kBlockN;
@@ -167,8 +170,8 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
 #pragma unroll
     for (int kk = 0; kk < kQK; ++kk) {
       const uint32_t step = (kk % 4) * 32;  // k16 slice inside the 128-byte rows of column block kk / 4
-      const uint64_t qd = wgmma_desc(q_addr + (kk / 4) * QTile::kColBlockBytes + step, 16, 1024);
-      const uint64_t kd = wgmma_desc(k_addr + (kk / 4) * KTile::kColBlockBytes + step, 16, 1024);
+      const uint64_t qd = wgmma_desc_step(q_desc, (kk / 4) * QTile::kColBlockBytes + step);
+      const uint64_t kd = wgmma_desc_step(k_desc, (kk / 4) * KTile::kColBlockBytes + step);
       WgmmaSS<T, kBlockN>::template run<0, 0>(&s[0].v[0], qd, kd, kk > 0);
     }
     wgmma_commit();
@@ -188,8 +191,7 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
 #pragma unroll
       for (int part = 0; part < kD / Cfg::kPvN; ++part) {
         // Keys 16 kk .. +15 (16 rows of V, 2048 bytes), head-dim columns part * kPvN .. + kPvN.
-        const uint64_t vd = wgmma_desc(v_addr + kk * 2048 + part * (Cfg::kPvN / 64) * VTile::kColBlockBytes,
-                                       VTile::kColBlockBytes, 1024);
+        const uint64_t vd = wgmma_desc_step(v_desc, kk * 2048 + part * (Cfg::kPvN / 64) * VTile::kColBlockBytes);
         WgmmaRS<T, Cfg::kPvN>::template run<1>(&o[part * (Cfg::kPvN / 16)].v[0], pa[kk].r, vd, 1);
       }
     wgmma_commit();

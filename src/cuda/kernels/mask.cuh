@@ -27,6 +27,12 @@ struct MaskRule {
   // Keys [*lo, *hi) visible from row i (empty when *hi <= *lo): the per-row form of visible(), so a boundary tile
   // compares each element's column with two bounds instead of evaluating the rule.
   FLASHPORT_DEVICE void row_bounds(int64_t i, int64_t* lo, int64_t* hi) const { key_range(i, i, lo, hi); }
+  // Queries [*lo, *hi) that see key j (empty when *hi <= *lo): the transposed row_bounds, for the backward's
+  // keys-by-queries tiles.
+  FLASHPORT_DEVICE void query_bounds(int64_t j, int64_t* lo, int64_t* hi) const {
+    *lo = right < 0 ? INT64_MIN / 2 : j - offset - right;
+    *hi = j >= seqlen_kv ? *lo : left < 0 ? INT64_MAX / 2 : j - offset + left + 1;
+  }
   // True when some (row, key) of the rectangle rows [r0, r1] x keys [k0, k1] is masked: the tile needs the
   // per-element test.
   FLASHPORT_DEVICE bool partial(int64_t r0, int64_t r1, int64_t k0, int64_t k1) const {
