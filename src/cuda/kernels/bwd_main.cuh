@@ -291,18 +291,19 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
 #pragma unroll
             for (int x = 0; x < 2; ++x) {
               const float acc = s[i][j].v[e + x];
-              float s2, dsc = 1.f;
+              // The exponent as one fused multiply-add, written out so that the Hopper kernel (bwd_sm90.cuh), which
+              // computes it the same way, gives bitwise the same dK and dV.
+              float pv, dsc = 1.f;
               if (softcap) {
                 const float t = vendor::tanhf_(acc * scale_over_cap);
-                s2 = cap_log2 * t;
-                dsc = 1.f - t * t;
+                pv = vendor::exp2f_fast(fmaf(cap_log2, t, -row_lse(m + x)));
+                dsc = fmaf(-t, t, 1.f);
               } else {
-                s2 = acc * p.scale_log2;
+                pv = vendor::exp2f_fast(fmaf(acc, p.scale_log2, -row_lse(m + x)));
               }
-              float pv = vendor::exp2f_fast(s2 - row_lse(m + x));
-              if (partial && !mask.visible(m0 + m + x, n0 + n)) pv = 0.f;
-              pr[x] = pv;
-              ds[x] = pv * (dp[i][j].v[e + x] - row_dsum(m + x)) * dsc;
+              const bool hidden = partial && !mask.visible(m0 + m + x, n0 + n);  // exact zeros, as bwd_sm90.cuh
+              pr[x] = hidden ? 0.f : pv;
+              ds[x] = hidden ? 0.f : pv * ((dp[i][j].v[e + x] - row_dsum(m + x)) * dsc);
             }
             store_pair<PtTile>(sPt, n, m, pr[0], pr[1]);
             store_pair<PtTile>(sdSt, n, m, ds[0], ds[1]);

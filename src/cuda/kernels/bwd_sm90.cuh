@@ -42,6 +42,9 @@ template <int kD> struct Sm90BwdConfig {
   static constexpr bool kDqByRows = kBlockM == 128;
   static_assert(kDqByRows ? kD == 64 : kD == 128 && kBlockM == 64, "dQ tiles: 2 warpgroups x 64 x 64");
   static constexpr int kDqN = 64;  // dQ columns per warpgroup
+  // dQ added in 4-float reductions (red.global.add.v4.f32) after a lane-pair exchange, half as many as pairs: ncu
+  // showed the reductions' queue (stall_lg) as 13 % of the stalls with pairs.
+  static constexpr bool kDqQuads = true;
   static constexpr int kPvN = kD < 128 ? kD : 128;  // N of one dV / dK instruction
   using KTile = SmemTileSw128<kBlockN, kD>;
   using QTile = SmemTileSw128<kBlockM, kD>;
@@ -172,30 +175,36 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     wgmma_wait<0>();
     fence_registers(&s[0].v[0], kMT * P::kAccElems);
     fence_registers(&dp[0].v[0], kMT * P::kAccElems);
-    // P^T in s, dS^T = P^T (dP^T - D) (times the softcap derivative 1 - tanh^2) in dp. The softcap is decided
-    // once per block, and only boundary blocks run the mask pass, which compares each query column with its key's
-    // visible range: tested per element inside one loop, these branches were its most issued instructions (ncu).
-    auto probabilities = [&](auto softcap_c) {
+    // P^T in s, dS^T = P^T (dP^T - D) (times the softcap derivative 1 - tanh^2) in dp, in passes over the tiles
+    // decided once per block: the softcap's tanh (its own pass, so that the common one keeps its registers), the
+    // exponent, and the mask on boundary blocks only. Tested per element, these branches were the loop's most issued
+    // instructions (ncu). The operations are those of bwd_main.cuh, so dK and dV match the deterministic mode's
+    // bitwise: P = exp2(fma(score, k, -lse)), dS = P ((dP - D) dsc).
+    // Queries t * 16 + acc_col(e): pairs of adjacent columns, one 8-byte shared load each for lse and D.
+    auto row_pair = [&](const float* rows, int t, int e) {
+      return *reinterpret_cast<const float2*>(rows + t * 16 + P::acc_col(e & ~1));
+    };
+    if (softcap) {
 #pragma unroll
       for (int t = 0; t < kMT; ++t)
 #pragma unroll
         for (int e = 0; e < P::kAccElems; ++e) {
-          // Queries t * 16 + acc_col(e): pairs of adjacent columns, one 8-byte shared load each.
-          const float2 l2 = *reinterpret_cast<const float2*>(lse_rows + t * 16 + P::acc_col(e & ~1));
-          const float2 d2 = *reinterpret_cast<const float2*>(dsum_rows + t * 16 + P::acc_col(e & ~1));
-          const float l = (e & 1) ? l2.y : l2.x, d = (e & 1) ? d2.y : d2.x;
-          if constexpr (decltype(softcap_c)::value) {
-            const float th = vendor::tanhf_(s[t].v[e] * scale_over_cap);
-            s[t].v[e] = vendor::exp2f_fast(cap_log2 * th - l);
-            dp[t].v[e] = s[t].v[e] * (dp[t].v[e] - d) * (1.f - th * th);
-          } else {
-            s[t].v[e] = vendor::exp2f_fast(s[t].v[e] * p.scale_log2 - l);
-            dp[t].v[e] = s[t].v[e] * (dp[t].v[e] - d);
-          }
+          const float2 d2 = row_pair(dsum_rows, t, e);
+          const float th = vendor::tanhf_(s[t].v[e] * scale_over_cap);
+          s[t].v[e] = th;
+          dp[t].v[e] = (dp[t].v[e] - ((e & 1) ? d2.y : d2.x)) * fmaf(-th, th, 1.f);
         }
-    };
-    if (softcap) probabilities(std::true_type{});
-    else probabilities(std::false_type{});
+    }
+    const float exp_scale = softcap ? cap_log2 : p.scale_log2;
+    const float dsum_scale = softcap ? 0.f : 1.f;  // D is already subtracted with the softcap
+#pragma unroll
+    for (int t = 0; t < kMT; ++t)
+#pragma unroll
+      for (int e = 0; e < P::kAccElems; ++e) {
+        const float2 l2 = row_pair(lse_rows, t, e), d2 = row_pair(dsum_rows, t, e);
+        s[t].v[e] = vendor::exp2f_fast(fmaf(s[t].v[e], exp_scale, -((e & 1) ? l2.y : l2.x)));
+        dp[t].v[e] = s[t].v[e] * (dp[t].v[e] - dsum_scale * ((e & 1) ? d2.y : d2.x));
+      }
     if (mask.partial(m0, m0 + kBlockM - 1, n0 + key_wg, n0 + key_wg + Cfg::kKeysPerWarpgroup - 1)) {
 #pragma unroll
       for (int slot = 0; slot < P::kRowSlots; ++slot) {
@@ -270,9 +279,26 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     fence_registers(&dq[0].v[0], kDqT * P::kAccElems);
 
     float* acc_rows = p.dq_accum + row_base * p.head_dim_qk;
-    if (p.head_dim_qk == kD) {
-      // Every column is real and rows are kD floats apart: one base address per thread, constant offsets.
+    if (p.head_dim_qk == kD && Cfg::kDqQuads) {
+      // Every column is real and rows are kD floats apart. Lanes 2c and 2c + 1 of a quad row hold columns
+      // 4c'..4c'+3 of rows g and g + 8 between them (pairs (A, B) = rows (g, g + 8) at columns 2c, 2c + 1): the
+      // even lane takes row g, the odd lane row g + 8, each receiving the pair it lacks from the other.
       // Rows past seqlen_q are padding rows of the accumulator (never read): no row test needed.
+      const bool odd = vendor::lane_id() & 1;
+      float* dst = acc_rows + (dq_row0 + warp_row + P::acc_row(0) + (odd ? 8 : 0)) * kD + dq_col0 + P::acc_col(0) -
+                   (odd ? 2 : 0);
+#pragma unroll
+      for (int t = 0; t < kDqT; ++t)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const float* v = &dq[t].v[4 * half];  // (v0, v1) row g, (v2, v3) row g + 8
+          const float r0 = vendor::shfl_xor(odd ? v[0] : v[2], 1);
+          const float r1 = vendor::shfl_xor(odd ? v[1] : v[3], 1);
+          const float4 quad = odd ? make_float4(r0, r1, v[2], v[3]) : make_float4(v[0], v[1], r0, r1);
+          atomicAdd(reinterpret_cast<float4*>(dst + t * 16 + 8 * half), quad);
+        }
+    } else if (p.head_dim_qk == kD && !Cfg::kDqQuads) {
+      // Pairs: one base address per thread, constant offsets.
       float* dst = acc_rows + (dq_row0 + warp_row + P::acc_row(0)) * kD + dq_col0 + P::acc_col(0);
 #pragma unroll
       for (int t = 0; t < kDqT; ++t)
