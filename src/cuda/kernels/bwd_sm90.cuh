@@ -42,9 +42,6 @@ template <int kD> struct Sm90BwdConfig {
   static constexpr bool kDqByRows = kBlockM == 128;
   static_assert(kDqByRows ? kD == 64 : kD == 128 && kBlockM == 64, "dQ tiles: 2 warpgroups x 64 x 64");
   static constexpr int kDqN = 64;  // dQ columns per warpgroup
-  // dQ added in 4-float reductions (red.global.add.v4.f32) after a lane-pair exchange, half as many as pairs: ncu
-  // showed the reductions' queue (stall_lg) as 13 % of the stalls with pairs.
-  static constexpr bool kDqQuads = true;
   static constexpr int kPvN = kD < 128 ? kD : 128;  // N of one dV / dK instruction
   using KTile = SmemTileSw128<kBlockN, kD>;
   using QTile = SmemTileSw128<kBlockM, kD>;
@@ -279,26 +276,10 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     fence_registers(&dq[0].v[0], kDqT * P::kAccElems);
 
     float* acc_rows = p.dq_accum + row_base * p.head_dim_qk;
-    if (p.head_dim_qk == kD && Cfg::kDqQuads) {
-      // Every column is real and rows are kD floats apart. Lanes 2c and 2c + 1 of a quad row hold columns
-      // 4c'..4c'+3 of rows g and g + 8 between them (pairs (A, B) = rows (g, g + 8) at columns 2c, 2c + 1): the
-      // even lane takes row g, the odd lane row g + 8, each receiving the pair it lacks from the other.
+    if (p.head_dim_qk == kD) {
+      // Every column is real and rows are kD floats apart: one base address per thread, constant offsets. (4-float
+      // reductions after a lane-pair exchange, half as many instructions, measured 1-6 % slower: v4.3.)
       // Rows past seqlen_q are padding rows of the accumulator (never read): no row test needed.
-      const bool odd = vendor::lane_id() & 1;
-      float* dst = acc_rows + (dq_row0 + warp_row + P::acc_row(0) + (odd ? 8 : 0)) * kD + dq_col0 + P::acc_col(0) -
-                   (odd ? 2 : 0);
-#pragma unroll
-      for (int t = 0; t < kDqT; ++t)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const float* v = &dq[t].v[4 * half];  // (v0, v1) row g, (v2, v3) row g + 8
-          const float r0 = vendor::shfl_xor(odd ? v[0] : v[2], 1);
-          const float r1 = vendor::shfl_xor(odd ? v[1] : v[3], 1);
-          const float4 quad = odd ? make_float4(r0, r1, v[2], v[3]) : make_float4(v[0], v[1], r0, r1);
-          atomicAdd(reinterpret_cast<float4*>(dst + t * 16 + 8 * half), quad);
-        }
-    } else if (p.head_dim_qk == kD && !Cfg::kDqQuads) {
-      // Pairs: one base address per thread, constant offsets.
       float* dst = acc_rows + (dq_row0 + warp_row + P::acc_row(0)) * kD + dq_col0 + P::acc_col(0);
 #pragma unroll
       for (int t = 0; t < kDqT; ++t)

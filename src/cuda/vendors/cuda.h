@@ -15,8 +15,7 @@
 //   FLASHPORT_HAS_MMA_SYNC   warp-level mma.sync.m16n8k16 for f16/bf16 and ldmatrix (sm_80+)
 //   FLASHPORT_HAS_WGMMA      warpgroup wgmma.mma_async and fence.proxy.async (sm_90a only: the arch-specific target;
 //                            NVIDIA-only, used by kernels/fwd_sm90.cuh)
-//   FLASHPORT_HAS_VECTOR_ATOMIC_ADD  atomicAdd(float2*, float2) and (float4*, float4) on global memory, one vector
-//                            reduction each (sm_90+);
+//   FLASHPORT_HAS_VECTOR_ATOMIC_ADD  atomicAdd(float2*, float2) on global memory, one vector reduction (sm_90+);
 //                            optional: code without it falls back to scalar atomicAdd
 #ifndef FLASHPORT_CUDA_VENDORS_CUDA_H
 #define FLASHPORT_CUDA_VENDORS_CUDA_H
