@@ -53,16 +53,11 @@ template <int kWarpGroups> struct WarpgroupTurns {
   }
 };
 
-// D 64 has half the MMA work per score of D 128 for the same softmax work: a third warpgroup gives the tensor cores
-// another warpgroup's MMAs to run while two are in their softmax (168 registers per thread still hold S 64 + O 32 +
-// P 32).
-template <int kD> constexpr int kSm90FwdWarpGroups = kD <= 64 ? 3 : 2;
-// With a causal or window mask, D 64 takes 2 warpgroups: a block runs to the last key tile of its last row, which
-// its first warpgroups, 64 and 128 rows earlier, compute fully masked; 128-row blocks halve that waste.
-constexpr int kSm90FwdMaskedD64WarpGroups = 2;
-
-template <int kD, int kWarpGroups_ = kSm90FwdWarpGroups<kD>> struct Sm90FwdConfig {
-  static constexpr int kWarpGroups = kWarpGroups_;
+template <int kD> struct Sm90FwdConfig {
+  // D 64 has half the MMA work per score of D 128 for the same softmax work: a third warpgroup gives the tensor
+  // cores another warpgroup's MMAs to run while two are in their softmax (168 registers per thread still hold
+  // S 64 + O 32 + P 32).
+  static constexpr int kWarpGroups = kD <= 64 ? 3 : 2;
   static constexpr int kThreads = 128 * kWarpGroups;
   static constexpr int kBlockM = 64 * kWarpGroups;
   static constexpr int kBlockN = kD <= 128 ? 128 : 64;
@@ -77,10 +72,10 @@ template <int kD, int kWarpGroups_ = kSm90FwdWarpGroups<kD>> struct Sm90FwdConfi
   static constexpr int kSmemBytes = QTile::kBytes + kStages * (KTile::kBytes + VTile::kBytes) + 1024;
 };
 
-template <class T, int kD, int kWarpGroups>
-__global__ void __launch_bounds__(Sm90FwdConfig<kD, kWarpGroups>::kThreads, 1) fwd_sm90_kernel(const FwdParams p) {
+template <class T, int kD>
+__global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kernel(const FwdParams p) {
 #if defined(FLASHPORT_HAS_WGMMA)
-  using Cfg = Sm90FwdConfig<kD, kWarpGroups>;
+  using Cfg = Sm90FwdConfig<kD>;
   using P = TileMmaSm80<T>;  // the accumulator fragment layout only (each warp's 16 rows of a wgmma result)
   using QTile = typename Cfg::QTile;
   using KTile = typename Cfg::KTile;
@@ -215,18 +210,10 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD, kWarpGroups>::kThreads, 1) f
 #endif
 }
 
-template <class T, int kD, int kWarpGroups> cudaError_t launch_fwd_sm90_shape(const FwdParams& p, cudaStream_t stream) {
-  using Cfg = Sm90FwdConfig<kD, kWarpGroups>;
-  return launch_with_smem(fwd_sm90_kernel<T, kD, kWarpGroups>,
-                          dim3(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch), Cfg::kThreads,
-                          Cfg::kSmemBytes, stream, p);
-}
-
 template <class T, int kD> cudaError_t launch_fwd_sm90(const FwdParams& p, cudaStream_t stream) {
-  constexpr int kMaskedWarpGroups = kD <= 64 ? kSm90FwdMaskedD64WarpGroups : kSm90FwdWarpGroups<kD>;
-  if (kMaskedWarpGroups != kSm90FwdWarpGroups<kD> && (p.window_left >= 0 || p.window_right >= 0))
-    return launch_fwd_sm90_shape<T, kD, kMaskedWarpGroups>(p, stream);
-  return launch_fwd_sm90_shape<T, kD, kSm90FwdWarpGroups<kD>>(p, stream);
+  using Cfg = Sm90FwdConfig<kD>;
+  return launch_with_smem(fwd_sm90_kernel<T, kD>, dim3(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch),
+                          Cfg::kThreads, Cfg::kSmemBytes, stream, p);
 }
 
 }  // namespace flashport::kernels
