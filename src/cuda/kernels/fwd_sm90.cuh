@@ -111,6 +111,16 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
   const int wg_row0 = m0 + warpgroup * 64;
   const int n_begin = static_cast<int>(key_lo / kBlockN);
   const int n_end = key_hi > key_lo ? static_cast<int>(ceil_div<int64_t>(key_hi, kBlockN)) : n_begin;
+  // The block's tiles this warpgroup computes, [n_begin, wg_end): with a causal mask (or a window's right edge) its
+  // own 64 rows end before the block's last row, and the tiles past their last visible key are wholly masked for
+  // it (at D 64 the first warpgroup computed up to two of them per block). Past wg_end it only keeps its place in
+  // the copy pipeline and the turns. (A window's leading tiles are still computed: rarer, and a third loop.)
+  int wg_end = n_begin;
+  if (wg_row0 < m0 + rows_q) {
+    int64_t wg_lo, wg_hi;
+    mask.key_range(wg_row0, min(wg_row0 + 63, m0 + rows_q - 1), &wg_lo, &wg_hi);
+    if (wg_hi > wg_lo) wg_end = max(n_begin, min(n_end, static_cast<int>(ceil_div<int64_t>(wg_hi, kBlockN))));
+  }
 
   const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(m0) * p.q_stride[1] + h * p.q_stride[2];
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[2];
@@ -147,15 +157,29 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
   const uint64_t k_desc0 = wgmma_desc(vendor::smem_addr(sK), 16, 1024);
   const uint64_t v_desc0 = wgmma_desc(vendor::smem_addr(sV), VTile::kColBlockBytes, 1024);
 
-  for (int n = n_begin; n < n_end; ++n) {
+  // Tile n has landed for this thread; the proxy fence and the barrier make every thread's copies visible to the
+  // tensor cores, and guarantee every warpgroup is done with the buffer the prefetch below overwrites. Every
+  // warpgroup takes this step for every tile of the block, also where it computes nothing.
+  auto next_tile = [&](int n) {
     const int i = n - n_begin;
-    // Tile i has landed for this thread; the proxy fence and the barrier make every thread's copies visible to
-    // the tensor cores, and guarantee every warpgroup is done with the buffer the prefetch below overwrites.
     vendor::copy_wait<kStages - 2>();
     fence_proxy_async();
     vendor::block_sync();
     if (n + kStages - 1 < n_end) load_kv((i + kStages - 1) % kStages, n + kStages - 1);
     vendor::copy_commit();
+  };
+  // A tile this warpgroup skips: its two turns pass straight on.
+  auto skip_tile = [&](int n) {
+    next_tile(n);
+    turns.wait();
+    turns.pass();
+    turns.wait();
+    turns.pass();
+  };
+
+  for (int n = n_begin; n < wg_end; ++n) {
+    const int i = n - n_begin;
+    next_tile(n);
 
     const uint64_t k_desc = wgmma_desc_step(k_desc0, (i % kStages) * KTile::kBytes);
     const uint64_t v_desc = wgmma_desc_step(v_desc0, (i % kStages) * VTile::kBytes);
@@ -200,6 +224,7 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
     fence_registers(&o[0].v[0], kOT * P::kAccElems);
     fence_registers(&pa[0].r[0], kPV * 4);
   }
+  for (int n = wg_end; n < n_end; ++n) skip_tile(n);
   vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
   turns.finish();
 
