@@ -115,8 +115,11 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
   // own 64 rows end before the block's last row, and the tiles past their last visible key are wholly masked for
   // it (at D 64 the first warpgroup computed up to two of them per block). Past wg_end it only keeps its place in
   // the copy pipeline and the turns. (A window's leading tiles are still computed: rarer, and a third loop.)
-  int wg_end = n_begin;
-  if (wg_row0 < m0 + rows_q) {
+  // Only where a block is taller than a key tile (D 64: 192 x 128, D 256: 128 x 64). At D 128 (128 x 128) the
+  // first warpgroup's last tile is the block's unless a mask offset puts the diagonal past mid-tile, and the extra
+  // code measured 3 % slower on the square causal case (docs/perf/cuda-forward.md v3.4).
+  int wg_end = Cfg::kBlockM > kBlockN ? n_begin : n_end;
+  if (Cfg::kBlockM > kBlockN && wg_row0 < m0 + rows_q) {
     int64_t wg_lo, wg_hi;
     mask.key_range(wg_row0, min(wg_row0 + 63, m0 + rows_q - 1), &wg_lo, &wg_hi);
     if (wg_hi > wg_lo) wg_end = max(n_begin, min(n_end, static_cast<int>(ceil_div<int64_t>(wg_hi, kBlockN))));
