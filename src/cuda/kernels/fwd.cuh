@@ -88,21 +88,11 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, FwdConfig<P
   const int n_begin = static_cast<int>(key_lo / kBlockN);
   const int n_end = key_hi > key_lo ? static_cast<int>(ceil_div<int64_t>(key_hi, kBlockN)) : n_begin;
 
-  const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(m0) * p.q_stride[1] + h * p.q_stride[2];
-  const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[2];
-  const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[2];
-
-  auto load_kv = [&](int buffer, int n) {
-    const int key0 = n * kBlockN;
-    const int keys = min(kBlockN, p.seqlen_kv - key0);
-    load_tile<KTile, Cfg::kThreads>(sK + buffer * KTile::kElems, k + int64_t(key0) * p.k_stride[1],
-                                    p.k_stride[1], keys, p.head_dim_qk, p.vec_loads);
-    load_tile<VTile, Cfg::kThreads>(sV + buffer * VTile::kElems, v + int64_t(key0) * p.v_stride[1],
-                                    p.v_stride[1], keys, p.head_dim_v, p.vec_loads);
-  };
+  const FwdSources<T, KTile, VTile, Cfg::kThreads> src(p, b, h, hk, m0);
+  auto load_kv = [&](int buffer, int n) { src.load_kv(p, sK, sV, buffer, n); };
 
   // Commit groups: Q, then one per K/V tile (empty groups keep the count uniform, so wait<N> stays exact).
-  load_tile<QTile, Cfg::kThreads>(sQ, q, p.q_stride[1], rows_q, p.head_dim_qk, p.vec_loads);
+  load_tile<QTile, Cfg::kThreads>(sQ, src.q, p.q_stride[1], rows_q, p.head_dim_qk, p.vec_loads);
   vendor::copy_commit();
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {

@@ -6,10 +6,34 @@
 #define FLASHPORT_CUDA_KERNELS_FWD_COMMON_CUH
 
 #include "kernels/common.cuh"
+#include "kernels/copy.cuh"
 #include "kernels/mask.cuh"
 #include "kernels/softmax.cuh"
 
 namespace flashport::kernels {
+
+// What one forward block reads: Q from query row m0 of head h, K and V of kv head hk, and the copy of key tile n
+// (zero-filled past seqlen_kv and head_dim) into one stage of the shared K/V buffers. KTile / VTile are the kernel's
+// shared-memory tile layouts (kRows = keys per tile).
+template <class T, class KTile, class VTile, int kThreads> struct FwdSources {
+  const T* q;
+  const T* k;
+  const T* v;
+
+  FLASHPORT_DEVICE FwdSources(const FwdParams& p, int b, int h, int hk, int m0)
+      : q(static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(m0) * p.q_stride[1] + h * p.q_stride[2]),
+        k(static_cast<const T*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[2]),
+        v(static_cast<const T*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[2]) {}
+
+  FLASHPORT_DEVICE void load_kv(const FwdParams& p, T* sK, T* sV, int buffer, int n) const {
+    const int key0 = n * KTile::kRows;
+    const int keys = min(KTile::kRows, p.seqlen_kv - key0);
+    load_tile<KTile, kThreads>(sK + buffer * KTile::kElems, k + int64_t(key0) * p.k_stride[1], p.k_stride[1], keys,
+                               p.head_dim_qk, p.vec_loads);
+    load_tile<VTile, kThreads>(sV + buffer * VTile::kElems, v + int64_t(key0) * p.v_stride[1], p.v_stride[1], keys,
+                               p.head_dim_v, p.vec_loads);
+  }
+};
 
 // Raw scores s (one 16-row m-tile whose first row is query row `row0`, key tiles from `key0`) become probabilities:
 // softcap (cap * tanh(score * scale / cap), in log2 units), the mask where `partial` says the tile straddles a

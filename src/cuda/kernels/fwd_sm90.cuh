@@ -125,20 +125,11 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
     if (wg_hi > wg_lo) wg_end = max(n_begin, min(n_end, static_cast<int>(ceil_div<int64_t>(wg_hi, kBlockN))));
   }
 
-  const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(m0) * p.q_stride[1] + h * p.q_stride[2];
-  const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + hk * p.k_stride[2];
-  const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + hk * p.v_stride[2];
-  auto load_kv = [&](int buffer, int n) {
-    const int key0 = n * kBlockN;
-    const int keys = min(kBlockN, p.seqlen_kv - key0);
-    load_tile<KTile, kThreads>(sK + buffer * KTile::kElems, k + int64_t(key0) * p.k_stride[1], p.k_stride[1], keys,
-                               p.head_dim_qk, p.vec_loads);
-    load_tile<VTile, kThreads>(sV + buffer * VTile::kElems, v + int64_t(key0) * p.v_stride[1], p.v_stride[1], keys,
-                               p.head_dim_v, p.vec_loads);
-  };
+  const FwdSources<T, KTile, VTile, kThreads> src(p, b, h, hk, m0);
+  auto load_kv = [&](int buffer, int n) { src.load_kv(p, sK, sV, buffer, n); };
 
   // Commit groups: Q with tile 0, then one per further tile (empty groups keep the count uniform for copy_wait).
-  load_tile<QTile, kThreads>(sQ, q, p.q_stride[1], rows_q, p.head_dim_qk, p.vec_loads);
+  load_tile<QTile, kThreads>(sQ, src.q, p.q_stride[1], rows_q, p.head_dim_qk, p.vec_loads);
 #pragma unroll
   for (int st = 0; st < kStages - 1; ++st) {
     if (n_begin + st < n_end) load_kv(st, n_begin + st);
