@@ -14,6 +14,7 @@
 #                                        CMake default: 90a adds the Hopper wgmma forward; "80;90" leaves it out)
 #   COMMIT=$(git rev-parse --short HEAD) the commit named in the charts (the GPU machine gets the tree without .git)
 #   NCU_DIRECTION=bwd NCU_D="64 128" NCU_SOURCE=1   what the ncu step profiles (default: the D 128 forward)
+#   BENCH_DETERMINISTIC=1                also time the deterministic backward at D 64 / 128 (bench step)
 #   TEST_TIMEOUT CHECK_TIMEOUT BENCH_TIMEOUT SANITIZE_TIMEOUT PYTHON_TIMEOUT   seconds per step (150 90 240 100 240)
 #
 # $OUT receives at most 8 files (what the device tool brings back): summary.txt (one line per step), table.txt,
@@ -141,6 +142,13 @@ for r in rows:
           + "".join(f"  {num(r, f'ratio_{p}'):8.2f}" for p in peers))
 PY
   cat "$OUT/table.txt"
+  if [ -n "${BENCH_DETERMINISTIC:-}" ]; then
+    # The deterministic backward (dQ in key-block order) at D 64 / 128, flashport only: its cost is the ratio to
+    # the rows of the same run above.
+    timeout ${BENCH_TIMEOUT:-240} $B --backend cuda --dtype bf16 --d 64,128 --s 4096,16384 --causal both \
+      --direction bwd --deterministic --peers none 2>&1 | tee "$LOGS/bench_deterministic.txt" | grep -E "^bwd" |
+      sed 's/^/deterministic: /' | tee -a "$OUT/summary.txt"
+  fi
 fi
 if has sanitize; then
   for tool in memcheck racecheck; do
