@@ -35,7 +35,8 @@ def main():
     print(f"top {top} SASS lines by stall samples ({sample_col}; {total:.0f} samples)")
     for r in sorted(rows, key=lambda r: -number(r[sample_col]))[:top]:
         print(f"{100 * number(r[sample_col]) / total:5.1f}%  {r.get('Address', '')}  {r.get('Source', '')[:90]}")
-    reasons = {c: sum(number(r[c]) for r in rows) for c in cols if c.startswith("stall_") or "Stall" in c and c != sample_col}
+    # Stall reasons over every sampled cycle (the "(Not Issued)" columns repeat them for unissued cycles only).
+    reasons = {c: sum(number(r[c]) for r in rows) for c in cols if c.startswith("stall_") and "Not Issued" not in c}
     for c, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:12]:
         if v > 0:
             print(f"  {c}: {v:.0f}")

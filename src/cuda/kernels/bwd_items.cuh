@@ -1,6 +1,7 @@
-// The work list of one backward block, shared by the main kernels (bwd_main.cuh, bwd_sm90.cuh): key block n_block
-// of kv head hk meets the (query head of the GQA group, query block) items below, visited head-major, and reads
-// the operand rows named here.
+// The work list of one Hopper backward block (bwd_sm90.cuh): key block n_block of kv head hk meets the (query head
+// of the GQA group, query block) items below, visited head-major, and reads the operand rows named here.
+// bwd_main.cuh still computes the same list inline: folding this struct in there changes that kernel's register
+// allocation (SASS differs in every instance), so it waits for a GPU run to measure it.
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_ITEMS_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_ITEMS_CUH
 
