@@ -7,6 +7,7 @@
 // FMA tiles and the block shapes that AMD runs ("cuda-fma", fwd_fma.h). fp32 runs kernels/bwd_f32.cuh in both.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "backward.h"
@@ -83,20 +84,22 @@ template <class T, template <class, int, int> class Main> Selection select_16bit
   return pick<T, 256, 256, Main>();
 }
 
-// The Hopper main kernel (bwd_sm90.h: wgmma) for 16-bit head dims up to 128 where the Hopper kernels run
+// The Hopper main kernel (bwd_sm90.h: wgmma) for 16-bit head dims up to 128 and 193..256 where the Hopper kernels run
 // (host_devices.h) and the dQ order is free (not deterministic). Empty Selection: the portable tensor-core kernel.
 template <class T> Selection select_sm90(const flashport_problem* p) {
 #if defined(FLASHPORT_CUDA_HAVE_SM90)
-  if (p->deterministic || p->head_dim_qk > 128 || p->head_dim_v > 128 ||
+  const int64_t widest = std::max(p->head_dim_qk, p->head_dim_v);
+  // 129..192 keep the mma.sync kernel's own 192 instances rather than padding to 256.
+  if (p->deterministic || (widest > 128 && widest <= 192) || widest > 256 ||
       !flashport::cuda_host::hopper_kernels(p->device_id))
     return {};
   Selection s;
-  const int d = p->head_dim_qk <= 64 && p->head_dim_v <= 64 ? 64 : 128;
-  s.main = d == 64 ? fk::launch_bwd_sm90<T, 64> : fk::launch_bwd_sm90<T, 128>;
+  const int d = widest <= 64 ? 64 : widest <= 128 ? 128 : 256;
+  s.main = d == 64 ? fk::launch_bwd_sm90<T, 64> : d == 128 ? fk::launch_bwd_sm90<T, 128> : fk::launch_bwd_sm90<T, 256>;
   s.preprocess = fk::launch_bwd_preprocess<T>;
   s.convert = fk::launch_bwd_convert<T>;
   s.shape.block_m = fk::sm90_bwd_block_m(d);
-  s.shape.block_n = fk::kSm90BwdBlockN;
+  s.shape.block_n = fk::sm90_bwd_block_n(d);
   return s;
 #else
   (void)p;

@@ -9,12 +9,13 @@
 
 namespace flashport::kernels {
 
-// Equal head dims kD in {64, 128} (actual ones <= kD are zero-padded), 16-bit T, non-deterministic dQ.
+// Equal head dims kD in {64, 128, 256} (actual ones <= kD are zero-padded), 16-bit T, non-deterministic dQ.
 template <class T, int kD> cudaError_t launch_bwd_sm90(const BwdParams& p, cudaStream_t stream);
-// Queries and keys per block of that kernel for head dim kD (Sm90BwdConfig): 128 queries at D 64, where each
-// warpgroup then computes dQ for its own 64 of them, 64 at D 128, where the warpgroups split dQ's columns.
+// Queries and keys per block of that kernel for head dim kD (Sm90BwdConfig): 128 x 128 at D 64, where each
+// warpgroup then computes dQ for its own 64 queries; 64 x 128 at D 128, where the warpgroups split dQ's columns;
+// 64 x 64 at D 256, where they split every product's head-dim columns (dK, dV, dQ) and S^T's queries.
 constexpr int sm90_bwd_block_m(int d) { return d <= 64 ? 128 : 64; }
-constexpr int kSm90BwdBlockN = 128;
+constexpr int sm90_bwd_block_n(int d) { return d <= 128 ? 128 : 64; }
 
 }  // namespace flashport::kernels
 

@@ -107,6 +107,9 @@ TEST_CASE("cuda backward: conformance of dq, dk, dv on every head dim, dtype and
       {1, 65, 200, 3, 1, 64, 64},   {1, 200, 65, 2, 1, 96, 96},   {1, 257, 257, 4, 1, 128, 128},
       {2, 100, 140, 2, 2, 128, 128}, {1, 129, 129, 2, 2, 192, 192}, {1, 150, 90, 2, 1, 192, 128},
       {1, 129, 150, 2, 2, 256, 256}, {1, 70, 70, 2, 1, 80, 48},
+      // The Hopper kernel's D 256 shape (64-key blocks, head dim split between warpgroups): GQA over several key
+      // blocks, and a padded head dim (224) through its general dQ path.
+      {1, 200, 260, 4, 2, 224, 224},
   };
   struct Opt {
     bool causal;

@@ -1,10 +1,10 @@
 // The Hopper backward main kernel (sm_90a): the FlashAttention-2 backward schedule of bwd_main.cuh with warpgroup
-// MMAs (wgmma), for 16-bit inputs and equal head dims 64 and 128, non-deterministic dQ. NVIDIA-only; every other
-// problem runs bwd_main.cuh (backward.cu chooses).
+// MMAs (wgmma), for 16-bit inputs and equal head dims 64, 128 and 256, non-deterministic dQ. NVIDIA-only; every
+// other problem runs bwd_main.cuh (backward.cu chooses).
 //
-// One block = 128 keys of one (batch, kv head), 2 warpgroups of 64 keys each; K and V stay in shared memory and each
-// warpgroup keeps dK, dV of its keys in fp32 registers over every (query head of the GQA group, query block of
-// kBlockM rows: 128 at D 64, 64 at D 128) its keys meet. Per query block:
+// D 64 / 128: one block = 128 keys of one (batch, kv head), 2 warpgroups of 64 keys each; K and V stay in shared
+// memory and each warpgroup keeps dK, dV of its keys in fp32 registers over every (query head of the GQA group,
+// query block of kBlockM rows: 128 at D 64, 64 at D 128) its keys meet. Per query block:
 //   1. S^T = K Q^T and dP^T = V dO^T (keys x queries, both operands from shared memory), P = exp2(S scale log2 e -
 //      lse log2 e), dS = P (dP - D) (softcap derivative included); lse and D are copied with Q and dO from the
 //      padded workspace rows into shared memory.
@@ -12,6 +12,9 @@
 //      the A fragment layout: no shared-memory round trip), dO and Q read N-major.
 //   3. dS^T goes to shared memory once; dQ = dS K (A = dS read M-major), one 64 x 64 tile per warpgroup, is added
 //      to the fp32 workspace with vector atomics.
+// D 256 (Sm90BwdConfig::kSplitD): one block = 64 keys, shared by both warpgroups, which split the head dim: each
+// computes S^T / dP^T for half of the block's 64 queries, P^T and dS^T go to shared memory, and each computes the
+// dV, dK (128 columns each, kept in registers) and dQ (64 x 128) products of its column half from shared memory.
 // The next query block's Q, dO, lse and D are copied (cp.async, 2 buffers) while the current one is computed.
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_SM90_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_SM90_CUH
@@ -32,22 +35,31 @@
 namespace flashport::kernels {
 
 template <int kD> struct Sm90BwdConfig {
-  static constexpr int kBlockM = sm90_bwd_block_m(kD), kBlockN = kSm90BwdBlockN, kThreads = 256;
-  static constexpr int kKeysPerWarpgroup = 64;
+  static constexpr int kBlockM = sm90_bwd_block_m(kD), kBlockN = sm90_bwd_block_n(kD), kThreads = 256;
+  // D 256: dK and dV of 64 keys x 256 columns would be 256 fp32 registers per thread for one warpgroup, so the two
+  // warpgroups share the block's 64 keys and split the head dim instead: each computes S^T / dP^T for half the
+  // queries, P^T and dS^T go to shared memory, and dV, dK, dQ are shared-memory products of 128 columns each.
+  static constexpr bool kSplitD = kD > 128;
+  static constexpr int kKeysPerWarpgroup = kSplitD ? kBlockN : 64;                // rows of its S^T
+  static constexpr int kQueriesPerWarpgroup = kSplitD ? kBlockM / 2 : kBlockM;  // columns of its S^T
+  static constexpr int kColsPerWarpgroup = kSplitD ? kD / 2 : kD;               // its dK / dV columns
   // dQ (kBlockM x kD, over all 128 keys, after a block barrier) is split between the two warpgroups into 64 x 64
   // tiles: by query rows at D 64 (128-query blocks), by columns at D 128. Splitting by keys instead (each
   // warpgroup its own 64 keys, twice the atomics) measured slower on the H200: 190 vs 224 TFLOP/s at D 128
   // (docs/perf/cuda-backward.md). The tile goes to the workspace by per-element vector atomics: staging it in
   // shared memory for one bulk reduction per row (cp.reduce.async.bulk) measured 3-12 % slower.
   static constexpr bool kDqByRows = kBlockM == 128;
-  static_assert(kDqByRows ? kD == 64 : kD == 128 && kBlockM == 64, "dQ tiles: 2 warpgroups x 64 x 64");
-  static constexpr int kDqN = 64;  // dQ columns per warpgroup
-  static constexpr int kPvN = kD < 128 ? kD : 128;  // N of one dV / dK instruction
+  static_assert(kSplitD ? kD == 256 && kBlockM == 64 && kBlockN == 64
+                        : kDqByRows ? kD == 64 : kD == 128 && kBlockM == 64,
+                "dQ tiles: 2 warpgroups x 64 x 64, or x 64 x 128 at D 256");
+  static constexpr int kDqN = kSplitD ? kD / 2 : 64;  // dQ columns per warpgroup
+  static constexpr int kPvN = kColsPerWarpgroup < 128 ? kColsPerWarpgroup : 128;  // N of one dV / dK instruction
   using KTile = SmemTileSw128<kBlockN, kD>;
   using QTile = SmemTileSw128<kBlockM, kD>;
-  using DsTile = SmemTileSw128<kBlockN, kBlockM>;  // dS^T, keys x queries
+  using DsTile = SmemTileSw128<kBlockN, kBlockM>;  // dS^T (and P^T at D 256), keys x queries
   // + 2 buffers of lse and D (kBlockM floats each) + 1 KB for the 1024-byte alignment of the swizzle atoms.
-  static constexpr int kSmemBytes = 2 * KTile::kBytes + 4 * QTile::kBytes + DsTile::kBytes + 4 * kBlockM * 4 + 1024;
+  static constexpr int kSmemBytes =
+      2 * KTile::kBytes + 4 * QTile::kBytes + (kSplitD ? 2 : 1) * DsTile::kBytes + 4 * kBlockM * 4 + 1024;
 };
 
 template <class T, int kD>
@@ -60,8 +72,8 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
   using QTile = typename Cfg::QTile;
   using DsTile = typename Cfg::DsTile;
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kThreads = Cfg::kThreads;
-  constexpr int kMT = kBlockM / 16;  // 16-query tiles of S^T / dP^T per warp
-  constexpr int kDT = kD / 16;       // 16-column tiles of dK / dV per warp
+  constexpr int kMT = Cfg::kQueriesPerWarpgroup / 16;  // 16-query tiles of S^T / dP^T per warp
+  constexpr int kDT = Cfg::kColsPerWarpgroup / 16;     // 16-column tiles of dK / dV per warp
   constexpr int kDqN = Cfg::kDqN;
   constexpr int kDqT = kDqN / 16;  // 16-column tiles of dQ per warp
 
@@ -73,7 +85,9 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
   T* sQ = sV + KTile::kElems;  // 2 buffers
   T* sdO = sQ + 2 * QTile::kElems;  // 2 buffers
   T* sdS = sdO + 2 * QTile::kElems;
-  float* sLse = reinterpret_cast<float*>(sdS + DsTile::kElems);  // 2 buffers of lse * log2 e, then 2 of D
+  T* sPt = sdS + DsTile::kElems;  // D 256 only
+  float* sLse = reinterpret_cast<float*>(sPt + (Cfg::kSplitD ? DsTile::kElems : 0));  // 2 buffers of lse * log2 e,
+                                                                                        // then 2 of D
   float* sDsum = sLse + 2 * kBlockM;
 
   const int n_block = vendor::block_id_x();
@@ -84,7 +98,9 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
   // Warp-uniform for ptxas (a wgmma under a branch it cannot prove uniform is serialised).
   const int warpgroup = __shfl_sync(0xffffffffu, vendor::thread_id() / 128, 0);
   const int warp_row = (vendor::warp_id() % 4) * 16;         // this warp's first row inside a 64-row wgmma
-  const int key_wg = warpgroup * Cfg::kKeysPerWarpgroup;      // this warpgroup's first key inside the block
+  const int key_wg = Cfg::kSplitD ? 0 : warpgroup * Cfg::kKeysPerWarpgroup;  // its first key inside the block
+  const int q_wg = Cfg::kSplitD ? warpgroup * Cfg::kQueriesPerWarpgroup : 0;  // its first S^T query column
+  const int col_wg = Cfg::kSplitD ? warpgroup * Cfg::kColsPerWarpgroup : 0;   // its first dK / dV column
 
   const MaskRule mask{p.seqlen_kv, p.mask_offset, p.window_left, p.window_right};
   const BwdItems<T> work(p, b, hk, n_block);
@@ -142,14 +158,16 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     vendor::copy_commit();
     const uint32_t q_addr = vendor::smem_addr(sQ + (it % 2) * QTile::kElems);
     const uint32_t do_addr = vendor::smem_addr(sdO + (it % 2) * QTile::kElems);
-    const uint64_t q_kmajor = wgmma_desc(q_addr, 16, 1024), do_kmajor = wgmma_desc(do_addr, 16, 1024);
+    const uint64_t q_kmajor = wgmma_desc(q_addr + q_wg * 128, 16, 1024);  // this warpgroup's query rows
+    const uint64_t do_kmajor = wgmma_desc(do_addr + q_wg * 128, 16, 1024);
     const uint64_t q_nmajor = wgmma_desc(q_addr, QTile::kColBlockBytes, 1024);
     const uint64_t do_nmajor = wgmma_desc(do_addr, QTile::kColBlockBytes, 1024);
 
-    const float* lse_rows = sLse + (it % 2) * kBlockM;  // lse * log2 e and D of the block's queries
-    const float* dsum_rows = sDsum + (it % 2) * kBlockM;
+    // lse * log2 e and D of this warpgroup's S^T query columns.
+    const float* lse_rows = sLse + (it % 2) * kBlockM + q_wg;
+    const float* dsum_rows = sDsum + (it % 2) * kBlockM + q_wg;
 
-    // 1. S^T = K Q^T, dP^T = V dO^T for this warpgroup's 64 keys x the block's 64 queries.
+    // 1. S^T = K Q^T, dP^T = V dO^T for this warpgroup's keys x queries (64 x kQueriesPerWarpgroup).
     Acc s[kMT], dp[kMT];
     wgmma_fence();
 #pragma unroll
@@ -157,7 +175,7 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
       const uint32_t step = (kk % 4) * 32;  // k16 slice inside the 128-byte rows of column block kk / 4
       const uint64_t kd = wgmma_desc_step(k_kmajor, (kk / 4) * KTile::kColBlockBytes + step);
       const uint64_t qd = wgmma_desc_step(q_kmajor, (kk / 4) * QTile::kColBlockBytes + step);
-      WgmmaSS<T, kBlockM>::template run<0, 0>(&s[0].v[0], kd, qd, kk > 0);
+      WgmmaSS<T, Cfg::kQueriesPerWarpgroup>::template run<0, 0>(&s[0].v[0], kd, qd, kk > 0);
     }
     wgmma_commit();
 #pragma unroll
@@ -165,7 +183,7 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
       const uint32_t step = (kk % 4) * 32;
       const uint64_t vd = wgmma_desc_step(v_kmajor, (kk / 4) * KTile::kColBlockBytes + step);
       const uint64_t od = wgmma_desc_step(do_kmajor, (kk / 4) * QTile::kColBlockBytes + step);
-      WgmmaSS<T, kBlockM>::template run<0, 0>(&dp[0].v[0], vd, od, kk > 0);
+      WgmmaSS<T, Cfg::kQueriesPerWarpgroup>::template run<0, 0>(&dp[0].v[0], vd, od, kk > 0);
     }
     wgmma_commit();
 
@@ -202,13 +220,15 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
         s[t].v[e] = vendor::exp2f_fast(fmaf(s[t].v[e], exp_scale, -((e & 1) ? l2.y : l2.x)));
         dp[t].v[e] = s[t].v[e] * (dp[t].v[e] - dsum_scale * ((e & 1) ? d2.y : d2.x));
       }
-    if (mask.partial(m0, m0 + kBlockM - 1, n0 + key_wg, n0 + key_wg + Cfg::kKeysPerWarpgroup - 1)) {
+    const int q0 = m0 + q_wg;  // this warpgroup's first query
+    constexpr int kQ = Cfg::kQueriesPerWarpgroup;
+    if (mask.partial(q0, q0 + kQ - 1, n0 + key_wg, n0 + key_wg + Cfg::kKeysPerWarpgroup - 1)) {
 #pragma unroll
       for (int slot = 0; slot < P::kRowSlots; ++slot) {
         int64_t lo, hi;  // queries [lo, hi) see this slot's key
         mask.query_bounds(n0 + key_wg + warp_row + P::slot_row(slot), &lo, &hi);
-        const int col_lo = static_cast<int>(min(max(lo - m0, int64_t(0)), int64_t(kBlockM)));
-        const int col_hi = static_cast<int>(min(max(hi - m0, int64_t(0)), int64_t(kBlockM)));
+        const int col_lo = static_cast<int>(min(max(lo - q0, int64_t(0)), int64_t(kQ)));
+        const int col_hi = static_cast<int>(min(max(hi - q0, int64_t(0)), int64_t(kQ)));
 #pragma unroll
         for (int t = 0; t < kMT; ++t)
 #pragma unroll
@@ -219,61 +239,95 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
       }
     }
 
-    // 2. dV += P^T dO, dK += dS^T Q (A from registers, B N-major).
+    // 2. dV += P^T dO, dK += dS^T Q, B N-major. A from registers (P^T / dS^T of this warpgroup's keys and all the
+    // block's queries), or at D 256 from shared memory (each warpgroup holds half the queries).
     typename P::FragA pa[kMT], da[kMT];
 #pragma unroll
     for (int t = 0; t < kMT; ++t) {
       P::acc_to_a(pa[t], s[t]);
       P::acc_to_a(da[t], dp[t]);
     }
-    wgmma_fence();
+    if constexpr (!Cfg::kSplitD) {
+      wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < kMT; ++kk)
+      for (int kk = 0; kk < kMT; ++kk)
 #pragma unroll
-      for (int part = 0; part < kD / Cfg::kPvN; ++part) {
-        const uint32_t off = kk * 2048 + part * (Cfg::kPvN / 64) * QTile::kColBlockBytes;
-        const uint64_t od = wgmma_desc_step(do_nmajor, off);
-        WgmmaRS<T, Cfg::kPvN>::template run<1>(&dv[0][part * (Cfg::kPvN / 16)].v[0], pa[kk].r, od, 1);
-        const uint64_t qd = wgmma_desc_step(q_nmajor, off);
-        WgmmaRS<T, Cfg::kPvN>::template run<1>(&dk[0][part * (Cfg::kPvN / 16)].v[0], da[kk].r, qd, 1);
-      }
-    wgmma_commit();
+        for (int part = 0; part < kD / Cfg::kPvN; ++part) {
+          const uint32_t off = kk * 2048 + part * (Cfg::kPvN / 64) * QTile::kColBlockBytes;
+          const uint64_t od = wgmma_desc_step(do_nmajor, off);
+          WgmmaRS<T, Cfg::kPvN>::template run<1>(&dv[0][part * (Cfg::kPvN / 16)].v[0], pa[kk].r, od, 1);
+          const uint64_t qd = wgmma_desc_step(q_nmajor, off);
+          WgmmaRS<T, Cfg::kPvN>::template run<1>(&dk[0][part * (Cfg::kPvN / 16)].v[0], da[kk].r, qd, 1);
+        }
+      wgmma_commit();
+    }
 
-    // 3. dS^T to shared memory (keys x queries) for dQ = dS K, while dV / dK are computed; stored from its 16-bit A
-    // fragments (element pairs (2i, 2i + 1) in register i, tile_mma_sm80.h), so the fp32 dS is dead already.
+    // 3. dS^T (and at D 256 P^T) to shared memory (keys x queries), for dQ = dS K, while dV / dK are computed;
+    // stored from the 16-bit A fragments (element pairs (2i, 2i + 1) in register i, tile_mma_sm80.h), so the fp32
+    // values are dead already.
 #pragma unroll
     for (int t = 0; t < kMT; ++t)
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const int row = key_wg + warp_row + P::acc_row(2 * i), col = t * 16 + P::acc_col(2 * i);
-        *reinterpret_cast<uint32_t*>(sdS + DsTile::chunk_offset(row, col >> 3) + (col & 7)) = da[t].r[i];
+        const int row = key_wg + warp_row + P::acc_row(2 * i), col = q_wg + t * 16 + P::acc_col(2 * i);
+        const int offset = DsTile::chunk_offset(row, col >> 3) + (col & 7);
+        *reinterpret_cast<uint32_t*>(sdS + offset) = da[t].r[i];
+        if constexpr (Cfg::kSplitD) *reinterpret_cast<uint32_t*>(sPt + offset) = pa[t].r[i];
       }
-    wgmma_wait<0>();
-    fence_registers(&dv[0][0].v[0], kDT * P::kAccElems);
-    fence_registers(&dk[0][0].v[0], kDT * P::kAccElems);
-    fence_registers(&pa[0].r[0], kMT * 4);
-    fence_registers(&da[0].r[0], kMT * 4);
+    if constexpr (!Cfg::kSplitD) {
+      wgmma_wait<0>();
+      fence_registers(&dv[0][0].v[0], kDT * P::kAccElems);
+      fence_registers(&dk[0][0].v[0], kDT * P::kAccElems);
+      fence_registers(&pa[0].r[0], kMT * 4);
+      fence_registers(&da[0].r[0], kMT * 4);
+    }
     fence_proxy_async();
-    vendor::block_sync();  // both warpgroups' dS^T rows are in shared memory
+    vendor::block_sync();  // both warpgroups' dS^T (and P^T) are in shared memory
 
-    // This warpgroup's 64 x 64 tile of dQ: query rows dq_row0.., columns dq_col0.. (Cfg::kDqByRows).
+    if constexpr (Cfg::kSplitD) {
+      // dV[:, col_wg..] += P^T dO, dK[:, col_wg..] += dS^T Q: A K-major (queries contiguous in each key row),
+      // committed with dQ below.
+      const uint64_t pt_kmajor = wgmma_desc(vendor::smem_addr(sPt), 16, 1024);
+      const uint64_t ds_kmajor = wgmma_desc(vendor::smem_addr(sdS), 16, 1024);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kBlockM / 16; ++kk)
+#pragma unroll
+        for (int part = 0; part < Cfg::kColsPerWarpgroup / Cfg::kPvN; ++part) {
+          const uint32_t a_step = (kk / 4) * DsTile::kColBlockBytes + (kk % 4) * 32;
+          const uint32_t off = kk * 2048 + (col_wg / 64 + part * (Cfg::kPvN / 64)) * QTile::kColBlockBytes;
+          WgmmaSS<T, Cfg::kPvN>::template run<0, 1>(&dv[0][part * (Cfg::kPvN / 16)].v[0],
+                                                     wgmma_desc_step(pt_kmajor, a_step),
+                                                     wgmma_desc_step(do_nmajor, off), 1);
+          WgmmaSS<T, Cfg::kPvN>::template run<0, 1>(&dk[0][part * (Cfg::kPvN / 16)].v[0],
+                                                     wgmma_desc_step(ds_kmajor, a_step),
+                                                     wgmma_desc_step(q_nmajor, off), 1);
+        }
+    }
+
+    // This warpgroup's tile of dQ (64 x kDqN): query rows dq_row0.., columns dq_col0.. (Cfg::kDqByRows).
     const int dq_row0 = Cfg::kDqByRows ? warpgroup * 64 : 0;
     const int dq_col0 = Cfg::kDqByRows ? 0 : warpgroup * kDqN;
     // A tile wholly in padding (rows past seqlen_q, columns past head_dim_qk) is skipped; warp-uniform. (Also a
-    // register-allocation matter: without this branch ptxas spilled 88 bytes at D 128.)
-    if (m0 + dq_row0 >= p.seqlen_q || dq_col0 >= p.head_dim_qk) continue;
+    // register-allocation matter: without this branch ptxas spilled 88 bytes at D 128.) Not at D 256, where the
+    // dV / dK products are still in flight here.
+    if (!Cfg::kSplitD && (m0 + dq_row0 >= p.seqlen_q || dq_col0 >= p.head_dim_qk)) continue;
     Acc dq[kDqT];
-    wgmma_fence();
+    if constexpr (!Cfg::kSplitD) wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
       const uint32_t rows = kk * 2048;  // 16 keys = one k16 step
       const uint64_t sd = wgmma_desc_step(ds_mmajor, rows + (dq_row0 / 64) * DsTile::kColBlockBytes);
       const uint64_t kd = wgmma_desc_step(k_nmajor, rows + (dq_col0 / 64) * KTile::kColBlockBytes);
-      WgmmaSS<T, 64>::template run<1, 1>(&dq[0].v[0], sd, kd, kk > 0);
+      WgmmaSS<T, kDqN>::template run<1, 1>(&dq[0].v[0], sd, kd, kk > 0);
     }
     wgmma_commit();
     wgmma_wait<0>();
     fence_registers(&dq[0].v[0], kDqT * P::kAccElems);
+    if constexpr (Cfg::kSplitD) {
+      fence_registers(&dv[0][0].v[0], kDT * P::kAccElems);
+      fence_registers(&dk[0][0].v[0], kDT * P::kAccElems);
+    }
 
     float* acc_rows = p.dq_accum + row_base * p.head_dim_qk;
     if (p.head_dim_qk == kD) {
@@ -289,17 +343,20 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
           atomic_add_pair(dst + offset, dq[t].v[e], dq[t].v[e + 1], true);
         }
     } else {
-      const bool even_rows = p.head_dim_qk % 2 == 0;
+      // Padded head dim: the same two row bases with the run-time row length, and a column test per pair.
+      const int hd = p.head_dim_qk;
+      const bool even_rows = hd % 2 == 0;
+      float* row_g = acc_rows + int64_t(dq_row0 + warp_row + P::acc_row(0)) * hd;  // rows g and g + 8
+      float* row_g8 = row_g + 8 * hd;
 #pragma unroll
       for (int t = 0; t < kDqT; ++t)
 #pragma unroll
         for (int e = 0; e < P::kAccElems; e += 2) {
-          const int m = dq_row0 + warp_row + P::acc_row(e);
           const int c = dq_col0 + t * 16 + P::acc_col(e);
-          float* dst = acc_rows + int64_t(m) * p.head_dim_qk + c;
-          if (c + 1 < p.head_dim_qk) {
+          float* dst = ((e >> 1) & 1 ? row_g8 : row_g) + c;
+          if (c + 1 < hd) {
             atomic_add_pair(dst, dq[t].v[e], dq[t].v[e + 1], even_rows);
-          } else if (c < p.head_dim_qk) {
+          } else if (c < hd) {
             atomicAdd(dst, dq[t].v[e]);
           }
         }
@@ -310,8 +367,8 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
   // dV and dK (times the softmax scale: S = scale * Q K^T) of this warp's keys.
   T* dvg = static_cast<T*>(p.dv) + b * p.dv_stride[0] + int64_t(n0) * p.dv_stride[1] + hk * p.dv_stride[2];
   T* dkg = static_cast<T*>(p.dk) + b * p.dk_stride[0] + int64_t(n0) * p.dk_stride[1] + hk * p.dk_stride[2];
-  store_acc<P, T>(dvg, p.dv_stride[1], dv, key_wg + warp_row, 0, keys, p.head_dim_v, 1.f, p.vec_stores);
-  store_acc<P, T>(dkg, p.dk_stride[1], dk, key_wg + warp_row, 0, keys, p.head_dim_qk, p.scale, p.vec_stores);
+  store_acc<P, T>(dvg, p.dv_stride[1], dv, key_wg + warp_row, col_wg, keys, p.head_dim_v, 1.f, p.vec_stores);
+  store_acc<P, T>(dkg, p.dk_stride[1], dk, key_wg + warp_row, col_wg, keys, p.head_dim_qk, p.scale, p.vec_stores);
 #else
   // Compiled for a target without wgmma; backward.cu selects this kernel only on compute 9.0 with sm_90a code.
   __trap();
