@@ -85,12 +85,12 @@ template <class T, template <class, int, int> class Main> Selection select_16bit
 }
 
 // The Hopper main kernel (bwd_sm90.h: wgmma) for 16-bit head dims up to 128 and 193..256 where the Hopper kernels run
-// (host_devices.h) and the dQ order is free (not deterministic). Empty Selection: the portable tensor-core kernel.
+// (host_devices.h), deterministic mode included. Empty Selection: the portable tensor-core kernel.
 template <class T> Selection select_sm90(const flashport_problem* p) {
 #if defined(FLASHPORT_CUDA_HAVE_SM90)
   const int64_t widest = std::max(p->head_dim_qk, p->head_dim_v);
   // 129..192 keep the mma.sync kernel's own 192 instances rather than padding to 256.
-  if (p->deterministic || (widest > 128 && widest <= 192) || widest > 256 ||
+  if ((widest > 128 && widest <= 192) || widest > 256 ||
       !flashport::cuda_host::hopper_kernels(p->device_id))
     return {};
   Selection s;

@@ -10,6 +10,51 @@
 
 namespace flashport::kernels {
 
+// This block's key block, kv head and batch. Grid order (bwd_main_grid): key blocks fastest, so blocks of one head
+// run together and share its Q / dO in L2; deterministic mode puts (batch, kv head) fastest instead, so that blocks
+// running at the same time are mostly of different heads and do not queue behind each other's dQ turns.
+// `deterministic` is p.deterministic (a constant where the kernel is compiled for one mode).
+FLASHPORT_DEVICE void bwd_block_coords(const BwdParams& p, bool deterministic, int* n_block, int* hk, int* b) {
+  if (deterministic) {
+    *n_block = vendor::block_id_y();
+    *hk = vendor::block_id_x() % p.heads_kv;
+    *b = vendor::block_id_x() / p.heads_kv;
+  } else {
+    *n_block = vendor::block_id_x();
+    *hk = vendor::block_id_y();
+    *b = vendor::block_id_z();
+  }
+}
+
+// Deterministic mode: key blocks add into a query block's dQ one after another, in increasing order.
+// dq_turn_wait returns once the n_block - first_n_block(m) lower key blocks that meet query block m have added
+// theirs (they were issued before this block, lower linear block index, and never wait on it, so the wait always
+// ends), with the counter (dq_turn_counter) that dq_turn_done then advances for this block. Both are block-wide (every thread calls
+// them; they contain barriers); without p.deterministic they do nothing (and the counter is null).
+FLASHPORT_DEVICE int32_t* dq_turn_counter(const BwdParams& p, int b, int h, int m_block) {
+  return p.dq_sem + (int64_t(b) * p.heads_q + h) * p.m_blocks + m_block;
+}
+FLASHPORT_DEVICE int32_t* dq_turn_wait(const BwdParams& p, int b, int h, int m_block, int n_block) {
+  if (!p.deterministic) return nullptr;
+  int32_t* sem = dq_turn_counter(p, b, h, m_block);
+  const int32_t expected = n_block - first_n_block(p, m_block);
+  if (vendor::thread_id() == 0) {
+    const volatile int32_t* vs = sem;
+    // A broken ordering invariant would hang the GPU; after ~2^24 polls (seconds) fail loudly instead.
+    for (int32_t polls = 0; *vs != expected; ++polls)
+      if (polls == (1 << 24)) __trap();
+    __threadfence();
+  }
+  vendor::block_sync();
+  return sem;
+}
+FLASHPORT_DEVICE void dq_turn_done(const BwdParams& p, int32_t* sem) {
+  if (!p.deterministic) return;
+  __threadfence();  // this thread's additions are visible device-wide before the count says so
+  vendor::block_sync();
+  if (vendor::thread_id() == 0) atomicAdd(sem, 1);
+}
+
 template <class T> struct BwdItems {
   int b, hk;
   int m_begin, m_count;  // query blocks [m_begin, m_begin + m_count) meet the key block (bwd_params.cuh)

@@ -19,6 +19,7 @@
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_MAIN_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_MAIN_CUH
 
+#include "kernels/bwd_items.cuh"
 #include "kernels/bwd_launch.cuh"
 #include "kernels/bwd_params.cuh"
 #include "kernels/common.cuh"
@@ -144,19 +145,8 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
   [[maybe_unused]] float* sLse = reinterpret_cast<float*>(sdS + STile::kElems);
   [[maybe_unused]] float* sDsum = sLse + kBlockM;
 
-  // Grid order (bwd_main_grid): key blocks fastest, so blocks of one head run together and share its Q / dO in
-  // L2; deterministic mode puts (batch, kv head) fastest instead, so that blocks running at the same time are
-  // mostly of different heads and do not queue behind each other's dQ turns.
   int n_block, hk, b;
-  if (p.deterministic) {
-    n_block = vendor::block_id_y();
-    hk = vendor::block_id_x() % p.heads_kv;
-    b = vendor::block_id_x() / p.heads_kv;
-  } else {
-    n_block = vendor::block_id_x();
-    hk = vendor::block_id_y();
-    b = vendor::block_id_z();
-  }
+  bwd_block_coords(p, p.deterministic, &n_block, &hk, &b);
   const int n0 = n_block * kBlockN;
   const int keys = min(kBlockN, p.seqlen_kv - n0);
   const int tid = vendor::thread_id();
@@ -365,22 +355,7 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
         }
       }
 
-      int32_t* sem = nullptr;
-      if (p.deterministic) {
-        // Key blocks add into a query block's dQ one after another, in increasing order: wait until the
-        // n_block - first_n_block(m) lower key blocks that meet this query block have added theirs. They were
-        // issued before this block (lower linear block index) and never wait on it, so the wait always ends.
-        sem = p.dq_sem + (int64_t(b) * p.heads_q + h) * p.m_blocks + m_block;
-        const int32_t expected = n_block - first_n_block(p, m_block);
-        if (tid == 0) {
-          const volatile int32_t* vs = sem;
-          // A broken ordering invariant would hang the GPU; after ~2^24 polls (seconds) fail loudly instead.
-          for (int32_t polls = 0; *vs != expected; ++polls)
-            if (polls == (1 << 24)) __trap();
-          __threadfence();
-        }
-        vendor::block_sync();
-      }
+      int32_t* const sem = dq_turn_wait(p, b, h, m_block, n_block);
       float* acc_rows = p.dq_accum + (row_base + m0) * p.head_dim_qk;
       const bool even_rows = p.head_dim_qk % 2 == 0;  // pairs (e, e + 1) start at even columns: 8-byte aligned
 #pragma unroll
@@ -399,11 +374,7 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
               atomicAdd(dst, dq[i][j].v[e]);
             }
           }
-      if (p.deterministic) {
-        __threadfence();  // this thread's additions are visible device-wide before the count says so
-        vendor::block_sync();
-        if (tid == 0) atomicAdd(sem, 1);
-      }
+      dq_turn_done(p, sem);
     }
     if constexpr (Cfg::kReloadV) {
       if (it + 1 < items) {

@@ -1,6 +1,6 @@
 // The Hopper backward main kernel (sm_90a): the FlashAttention-2 backward schedule of bwd_main.cuh with warpgroup
-// MMAs (wgmma), for 16-bit inputs and equal head dims 64, 128 and 256, non-deterministic dQ. NVIDIA-only; every
-// other problem runs bwd_main.cuh (backward.cu chooses).
+// MMAs (wgmma), for 16-bit inputs and equal head dims 64, 128 and 256; deterministic mode adds dQ in key-block
+// order (dq_turn_wait / dq_turn_done). NVIDIA-only; every other problem runs bwd_main.cuh (backward.cu chooses).
 //
 // D 64 / 128: one block = 128 keys of one (batch, kv head), 2 warpgroups of 64 keys each; K and V stay in shared
 // memory and each warpgroup keeps dK, dV of its keys in fp32 registers over every (query head of the GQA group,
@@ -62,7 +62,8 @@ template <int kD> struct Sm90BwdConfig {
       2 * KTile::kBytes + 4 * QTile::kBytes + (kSplitD ? 2 : 1) * DsTile::kBytes + 4 * kBlockM * 4 + 1024;
 };
 
-template <class T, int kD>
+// kDeterministic: p.deterministic, compiled in (the run-time test changed the other mode's register allocation).
+template <class T, int kD, bool kDeterministic>
 __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
 #if defined(FLASHPORT_HAS_WGMMA)
   using Cfg = Sm90BwdConfig<kD>;
@@ -90,9 +91,8 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
                                                                                         // then 2 of D
   float* sDsum = sLse + 2 * kBlockM;
 
-  const int n_block = vendor::block_id_x();
-  const int hk = vendor::block_id_y();
-  const int b = vendor::block_id_z();
+  int n_block, hk, b;
+  bwd_block_coords(p, kDeterministic, &n_block, &hk, &b);  // deterministic mode: (batch, kv head) fastest
   const int n0 = n_block * kBlockN;
   const int keys = min(kBlockN, p.seqlen_kv - n0);
   // Warp-uniform for ptxas (a wgmma under a branch it cannot prove uniform is serialised).
@@ -311,7 +311,11 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     // A tile wholly in padding (rows past seqlen_q, columns past head_dim_qk) is skipped; warp-uniform. (Also a
     // register-allocation matter: without this branch ptxas spilled 88 bytes at D 128.) Not at D 256, where the
     // dV / dK products are still in flight here.
-    if (!Cfg::kSplitD && (m0 + dq_row0 >= p.seqlen_q || dq_col0 >= p.head_dim_qk)) continue;
+    // Deterministic mode: a skipping warpgroup still takes part in the dQ turn's barriers (below).
+    if (!Cfg::kSplitD && (m0 + dq_row0 >= p.seqlen_q || dq_col0 >= p.head_dim_qk)) {
+      if constexpr (kDeterministic) dq_turn_done(p, dq_turn_wait(p, b, h, work.block(it), n_block));
+      continue;
+    }
     Acc dq[kDqT];
     if constexpr (!Cfg::kSplitD) wgmma_fence();
 #pragma unroll
@@ -329,6 +333,11 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
       fence_registers(&dk[0][0].v[0], kDT * P::kAccElems);
     }
 
+    // Deterministic mode: this key block's turn to add into the query block's dQ (bwd_items.cuh), awaited once no
+    // wgmma is in flight (a wait under the polling thread's divergent branch with products in flight made ptxas
+    // serialise every wgmma, C7518).
+    int32_t* sem = nullptr;
+    if constexpr (kDeterministic) sem = dq_turn_wait(p, b, h, work.block(it), n_block);
     float* acc_rows = p.dq_accum + row_base * p.head_dim_qk;
     if (p.head_dim_qk == kD) {
       // Every column is real and rows are kD floats apart: one base address per thread, constant offsets. (4-float
@@ -361,6 +370,7 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
           }
         }
     }
+    if constexpr (kDeterministic) dq_turn_done(p, sem);
   }
   vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
 
@@ -377,8 +387,10 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
 
 template <class T, int kD> cudaError_t launch_bwd_sm90(const BwdParams& p, cudaStream_t stream) {
   using Cfg = Sm90BwdConfig<kD>;
-  return launch_with_smem(bwd_sm90_kernel<T, kD>, dim3(p.n_blocks, p.heads_kv, p.batch), Cfg::kThreads,
-                          Cfg::kSmemBytes, stream, p);
+  unsigned g[3];
+  bwd_main_grid(p, g);
+  return launch_with_smem(p.deterministic ? bwd_sm90_kernel<T, kD, true> : bwd_sm90_kernel<T, kD, false>,
+                          dim3(g[0], g[1], g[2]), Cfg::kThreads, Cfg::kSmemBytes, stream, p);
 }
 
 }  // namespace flashport::kernels
