@@ -355,8 +355,8 @@ int32_t run_fma(const flashport_problem* p, char* err, size_t err_len) { return 
 const flashport_backend_iface kBackends[] = {{
     /* .name = */ "cuda",
     /* .device_type = */ FLASHPORT_DEVICE_CUDA,
-    /* .description = */ "NVIDIA GPUs (sm_80+): mma.sync tensor-core kernels for f16/bf16 (wgmma forward on Hopper in sm_90a "
-                          "builds), fp32 FMA path for f32",
+    /* .description = */ "NVIDIA GPUs (sm_80+): mma.sync tensor-core kernels for f16/bf16 (wgmma forward and backward "
+                          "on Hopper in sm_90a builds), fp32 FMA path for f32",
     /* .probe = */ probe,
     /* .supports = */ supports,
     /* .workspace_size = */ workspace_size,

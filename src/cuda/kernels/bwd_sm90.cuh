@@ -284,12 +284,34 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
     fence_proxy_async();
     vendor::block_sync();  // both warpgroups' dS^T (and P^T) are in shared memory
 
+    // This warpgroup's tile of dQ (64 x kDqN): query rows dq_row0.., columns dq_col0.. (Cfg::kDqByRows).
+    const int dq_row0 = Cfg::kDqByRows ? warpgroup * 64 : 0;
+    const int dq_col0 = Cfg::kDqByRows ? 0 : warpgroup * kDqN;
+    // A tile wholly in padding (rows past seqlen_q, columns past head_dim_qk) is skipped; warp-uniform. (Also a
+    // register-allocation matter: without this branch ptxas spilled 88 bytes at D 128.) Not at D 256, whose dV /
+    // dK products follow the dQ product.
+    // Deterministic mode: a skipping warpgroup still takes part in the dQ turn's barriers (below).
+    if (!Cfg::kSplitD && (m0 + dq_row0 >= p.seqlen_q || dq_col0 >= p.head_dim_qk)) {
+      if constexpr (kDeterministic) dq_turn_done(p, dq_turn_wait(p, b, h, work.block(it), n_block));
+      continue;
+    }
+    Acc dq[kDqT];
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      const uint32_t rows = kk * 2048;  // 16 keys = one k16 step
+      const uint64_t sd = wgmma_desc_step(ds_mmajor, rows + (dq_row0 / 64) * DsTile::kColBlockBytes);
+      const uint64_t kd = wgmma_desc_step(k_nmajor, rows + (dq_col0 / 64) * KTile::kColBlockBytes);
+      WgmmaSS<T, kDqN>::template run<1, 1>(&dq[0].v[0], sd, kd, kk > 0);
+    }
+    wgmma_commit();
     if constexpr (Cfg::kSplitD) {
-      // dV[:, col_wg..] += P^T dO, dK[:, col_wg..] += dS^T Q: A K-major (queries contiguous in each key row),
-      // committed with dQ below.
+      // dV[:, col_wg..] += P^T dO, dK[:, col_wg..] += dS^T Q: A K-major (queries contiguous in each key row).
+      // Issued after dQ, so that the dQ atomics below are sent while the tensor cores compute them (stalls on the
+      // atomics' queue were the kernel's largest: ncu, v4.5). Deterministic mode waits for them before its dQ turn
+      // (polling with products in flight: C7518).
       const uint64_t pt_kmajor = wgmma_desc(vendor::smem_addr(sPt), 16, 1024);
       const uint64_t ds_kmajor = wgmma_desc(vendor::smem_addr(sdS), 16, 1024);
-      wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < kBlockM / 16; ++kk)
 #pragma unroll
@@ -303,35 +325,13 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
                                                      wgmma_desc_step(ds_kmajor, a_step),
                                                      wgmma_desc_step(q_nmajor, off), 1);
         }
+      wgmma_commit();
+      wgmma_wait<kDeterministic ? 0 : 1>();
+    } else {
+      wgmma_wait<0>();
     }
 
-    // This warpgroup's tile of dQ (64 x kDqN): query rows dq_row0.., columns dq_col0.. (Cfg::kDqByRows).
-    const int dq_row0 = Cfg::kDqByRows ? warpgroup * 64 : 0;
-    const int dq_col0 = Cfg::kDqByRows ? 0 : warpgroup * kDqN;
-    // A tile wholly in padding (rows past seqlen_q, columns past head_dim_qk) is skipped; warp-uniform. (Also a
-    // register-allocation matter: without this branch ptxas spilled 88 bytes at D 128.) Not at D 256, where the
-    // dV / dK products are still in flight here.
-    // Deterministic mode: a skipping warpgroup still takes part in the dQ turn's barriers (below).
-    if (!Cfg::kSplitD && (m0 + dq_row0 >= p.seqlen_q || dq_col0 >= p.head_dim_qk)) {
-      if constexpr (kDeterministic) dq_turn_done(p, dq_turn_wait(p, b, h, work.block(it), n_block));
-      continue;
-    }
-    Acc dq[kDqT];
-    if constexpr (!Cfg::kSplitD) wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      const uint32_t rows = kk * 2048;  // 16 keys = one k16 step
-      const uint64_t sd = wgmma_desc_step(ds_mmajor, rows + (dq_row0 / 64) * DsTile::kColBlockBytes);
-      const uint64_t kd = wgmma_desc_step(k_nmajor, rows + (dq_col0 / 64) * KTile::kColBlockBytes);
-      WgmmaSS<T, kDqN>::template run<1, 1>(&dq[0].v[0], sd, kd, kk > 0);
-    }
-    wgmma_commit();
-    wgmma_wait<0>();
     fence_registers(&dq[0].v[0], kDqT * P::kAccElems);
-    if constexpr (Cfg::kSplitD) {
-      fence_registers(&dv[0][0].v[0], kDT * P::kAccElems);
-      fence_registers(&dk[0][0].v[0], kDT * P::kAccElems);
-    }
 
     // Deterministic mode: this key block's turn to add into the query block's dQ (bwd_items.cuh), awaited once no
     // wgmma is in flight (a wait under the polling thread's divergent branch with products in flight made ptxas
@@ -371,6 +371,11 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
         }
     }
     if constexpr (kDeterministic) dq_turn_done(p, sem);
+    if constexpr (Cfg::kSplitD) {
+      wgmma_wait<0>();
+      fence_registers(&dv[0][0].v[0], kDT * P::kAccElems);
+      fence_registers(&dk[0][0].v[0], kDT * P::kAccElems);
+    }
   }
   vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
 
