@@ -16,6 +16,7 @@
 #   NCU_DIRECTION=bwd NCU_D="64 128" NCU_SOURCE=1   what the ncu step profiles (default: the D 128 forward)
 #   BENCH_DETERMINISTIC=1                also time the deterministic backward at D 64 / 128 (bench step)
 #   TEST_TIMEOUT CHECK_TIMEOUT BENCH_TIMEOUT SANITIZE_TIMEOUT PYTHON_TIMEOUT   seconds per step (150 90 240 100 240)
+# One kernel change measured against its base on one warm build: bench/device_ab.sh.
 #
 # $OUT receives at most 8 files (what the device tool brings back): summary.txt (one line per step), table.txt,
 # bench.jsonl, the charts (bench-cuda-<fwd|bwd>-bf16.png) and logs.tar.gz, which holds every log (logs/*.txt) and

@@ -14,7 +14,8 @@
 //      to the fp32 workspace with vector atomics.
 // D 256 (Sm90BwdConfig::kSplitD): one block = 64 keys, shared by both warpgroups, which split the head dim: each
 // computes S^T / dP^T for half of the block's 64 queries, P^T and dS^T go to shared memory, and each computes the
-// dV, dK (128 columns each, kept in registers) and dQ (64 x 128) products of its column half from shared memory.
+// dV, dK (128 columns each, kept in registers) and dQ (64 x 128) products of its column half from shared memory,
+// dQ first, so that its atomics go out while the tensor cores compute dV and dK.
 // The next query block's Q, dO, lse and D are copied (cp.async, 2 buffers) while the current one is computed.
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_SM90_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_SM90_CUH
