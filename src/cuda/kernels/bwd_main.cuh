@@ -404,14 +404,10 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
 template <class T, int kDqk, int kDv, class P>
 cudaError_t launch_bwd_main_policy(const BwdParams& p, cudaStream_t stream) {
   using Cfg = BwdConfig<P, kDqk, kDv>;
-  auto kernel = bwd_main_kernel<T, kDqk, kDv, P>;
-  // Above 48 KB a kernel must opt in to its dynamic shared memory; per-device state, so set on every launch.
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
-  if (err != cudaSuccess) return err;
   unsigned g[3];
   bwd_main_grid(p, g);
-  kernel<<<dim3(g[0], g[1], g[2]), Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
-  return cudaGetLastError();
+  return launch_with_smem(bwd_main_kernel<T, kDqk, kDv, P>, dim3(g[0], g[1], g[2]), Cfg::kThreads, Cfg::kSmemBytes,
+                          stream, p);
 }
 
 template <class T, int kDqk, int kDv> cudaError_t launch_bwd_main(const BwdParams& p, cudaStream_t stream) {

@@ -56,6 +56,18 @@ template <int kRows_, int kCols> struct SmemTile {
   }
 };
 
+// Launch a kernel that takes one parameter block and more than 48 KB of dynamic shared memory (which a kernel must
+// opt in to; cheap, and per-device state, so it is set on every launch). Returns the launch's error.
+// Host code, written with the CUDA runtime's names (vendors/hip.h maps them for the HIP passes).
+template <class Params>
+cudaError_t launch_with_smem(void (*kernel)(Params), dim3 grid, int threads, int smem_bytes, cudaStream_t stream,
+                             const Params& p) {
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+  if (err != cudaSuccess) return err;
+  kernel<<<grid, threads, smem_bytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
 }  // namespace flashport::kernels
 
 #endif

@@ -194,13 +194,8 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, FwdConfig<P
 template <class T, int kDqk, int kDv, class P>
 cudaError_t launch_fwd_policy(const FwdParams& p, cudaStream_t stream) {
   using Cfg = FwdConfig<P, kDqk, kDv>;
-  auto kernel = fwd_kernel<T, kDqk, kDv, P>;
-  // Above 48 KB a kernel must opt in to its dynamic shared memory; cheap, and per-device state, so set every time.
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  const dim3 grid(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch);
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
-  return cudaGetLastError();
+  return launch_with_smem(fwd_kernel<T, kDqk, kDv, P>, dim3(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch),
+                          Cfg::kThreads, Cfg::kSmemBytes, stream, p);
 }
 
 template <class T, int kDqk, int kDv> cudaError_t launch_fwd(const FwdParams& p, cudaStream_t stream) {

@@ -80,17 +80,6 @@ FLASHPORT_DEVICE void fence_registers(uint32_t* r, int n) {
   for (int i = 0; i < n; ++i) asm volatile("" : "+r"(r[i])::"memory");
 }
 
-// Launch a kernel that takes one parameter block and more than 48 KB of dynamic shared memory (which a kernel must
-// opt in to; cheap, and per-device state, so it is set on every launch). Returns the launch's error.
-template <class Params>
-cudaError_t launch_with_smem(void (*kernel)(Params), dim3 grid, int threads, int smem_bytes, cudaStream_t stream,
-                             const Params& p) {
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
-  if (err != cudaSuccess) return err;
-  kernel<<<grid, threads, smem_bytes, stream>>>(p);
-  return cudaGetLastError();
-}
-
 }  // namespace flashport::kernels
 
 #if defined(FLASHPORT_HAS_WGMMA)
