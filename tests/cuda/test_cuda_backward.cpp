@@ -156,7 +156,7 @@ namespace {
 
 // One bf16 backward problem on the device: random inputs, out and lse from the CUDA forward.
 struct Problem {
-  int64_t b = 1, s = 1000, hq = 8, hkv = 2, d = 128;
+  int64_t b = 1, s = 1000, hq = 8, hkv = 2, d = 128;  // d: set before init
   flashport::tools::DeviceMemory* mem = nullptr;
   flashport::tools::DeviceBuffer q, k, v, o, lse, dout, dq, dk, dv;
   std::string why;
@@ -232,26 +232,32 @@ struct Problem {
 TEST_CASE("cuda backward: deterministic mode is bitwise reproducible") {
   auto memory = cuda_memory();
   if (memory == nullptr) return;
-  Problem pb;
-  REQUIRE_MESSAGE(pb.init(*memory), pb.why);
-  const flashport_backward_args a = pb.args(true);
-  REQUIRE_MESSAGE(flashport_backward(&a) == FLASHPORT_STATUS_OK, flashport_last_error());
-  const std::vector<uint8_t> first = pb.grads();
-  REQUIRE_MESSAGE(!first.empty(), pb.why);
-  for (int rep = 0; rep < 4; ++rep) {
+  // Every kernel shape that has a deterministic mode: on Hopper the wgmma kernel's D 64, 128 and 256 instances
+  // (224 runs the D 256 one with padded columns), elsewhere the mma.sync kernel at each of these sizes.
+  for (const int64_t d : {64, 128, 256, 224}) {
+    CAPTURE(d);
+    Problem pb;
+    pb.d = d;
+    REQUIRE_MESSAGE(pb.init(*memory), pb.why);
+    const flashport_backward_args a = pb.args(true);
     REQUIRE_MESSAGE(flashport_backward(&a) == FLASHPORT_STATUS_OK, flashport_last_error());
-    const std::vector<uint8_t> again = pb.grads();
-    REQUIRE_MESSAGE(!again.empty(), pb.why);
-    CHECK(std::memcmp(first.data(), again.data(), first.size()) == 0);
+    const std::vector<uint8_t> first = pb.grads();
+    REQUIRE_MESSAGE(!first.empty(), pb.why);
+    for (int rep = 0; rep < 4; ++rep) {
+      REQUIRE_MESSAGE(flashport_backward(&a) == FLASHPORT_STATUS_OK, flashport_last_error());
+      const std::vector<uint8_t> again = pb.grads();
+      REQUIRE_MESSAGE(!again.empty(), pb.why);
+      CHECK(std::memcmp(first.data(), again.data(), first.size()) == 0);
+    }
+    // The non-deterministic mode computes the same function (its dq may differ in the last bits).
+    const flashport_backward_args fast = pb.args(false);
+    REQUIRE_MESSAGE(flashport_backward(&fast) == FLASHPORT_STATUS_OK, flashport_last_error());
+    const std::vector<uint8_t> other = pb.grads();
+    REQUIRE(other.size() == first.size());
+    const size_t dq_bytes = pb.dq.size();
+    // dk and dv never use atomics: identical in both modes.
+    CHECK(std::memcmp(first.data() + dq_bytes, other.data() + dq_bytes, first.size() - dq_bytes) == 0);
   }
-  // The non-deterministic mode computes the same function (its dq may differ in the last bits).
-  const flashport_backward_args fast = pb.args(false);
-  REQUIRE_MESSAGE(flashport_backward(&fast) == FLASHPORT_STATUS_OK, flashport_last_error());
-  const std::vector<uint8_t> other = pb.grads();
-  REQUIRE(other.size() == first.size());
-  const size_t dq_bytes = pb.dq.size();
-  // dk and dv never use atomics: identical in both modes.
-  CHECK(std::memcmp(first.data() + dq_bytes, other.data() + dq_bytes, first.size() - dq_bytes) == 0);
 }
 
 TEST_CASE("cuda backward: caller workspace of the queried size, and one byte less") {
