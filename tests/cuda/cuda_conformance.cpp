@@ -65,6 +65,23 @@ std::vector<fc::Case> multi_tile_cases() {
       cases.push_back(c);
     }
   }
+  // Lengths that leave a partial 192-row query block (the Hopper forward's D 64 blocks) of 64 and of 128 rows, under
+  // causal masks of both alignments, Sq < Skv.
+  for (int64_t sq : {448, 320})
+    for (flashport_mask_alignment align : {FLASHPORT_ALIGN_BOTTOM_RIGHT, FLASHPORT_ALIGN_TOP_LEFT}) {
+      fc::Case c;
+      c.batch = 1;
+      c.heads_q = 2;
+      c.heads_kv = 1;
+      c.head_dim_qk = c.head_dim_v = 64;
+      c.dtype = FLASHPORT_DTYPE_BF16;
+      c.seqlen_q = sq;
+      c.seqlen_kv = sq + 37;
+      c.causal = true;
+      c.alignment = align;
+      c.seed = ++seed;
+      cases.push_back(c);
+    }
   // fp32 path, a few shapes.
   for (int64_t d : {64, 128, 256}) {
     fc::Case c;
