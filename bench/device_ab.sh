@@ -11,11 +11,12 @@
 #   AB_PEERS=none                                       skip the PyTorch peers
 # Writes a.txt, b.txt, test logs and the rebuild log under $OUT; the build's own logs as bench/device.sh does.
 set -o pipefail
+PATCH=$(realpath "${VARIANT_PATCH:?VARIANT_PATCH must name a patch file (git diff output)}") || exit 1
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/device-out}
+export OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
-PATCH=${VARIANT_PATCH:?VARIANT_PATCH must name a patch file (git diff output)}
-PATCH=$(realpath "$PATCH")
+# A tree carried as a subfolder (.gpu-src) finds the carried Eigen / doctest headers one level up.
+[ -e .deps ] || [ ! -d ../.deps ] || ln -s ../.deps .deps
 BUILD=build-device
 STEPS=build CUDA_ARCHS=${CUDA_ARCHS:-90a} bash bench/device.sh > "$OUT/build_out.txt" 2>&1 ||
   { tail -n 40 "$OUT/build_out.txt"; exit 1; }
