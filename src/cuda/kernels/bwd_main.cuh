@@ -95,6 +95,22 @@ FLASHPORT_DEVICE void atomic_add_pair(float* dst, float x0, float x1, bool pair)
   atomicAdd(dst + 1, x1);
 }
 
+// One k16 step of every product the kernel computes: acc[i][j] += A[a_row0 + 16 i, k0 .. k0 + 15] B_j, with the kI
+// A fragments loaded once from shared memory and, per j, the B fragment from load_b(fragment, j).
+template <class P, class ATile, int kI, int kJ, class T, class LoadB>
+FLASHPORT_DEVICE void mma_k_step(typename P::Acc (&acc)[kI][kJ], const T* sA, int a_row0, int k0, LoadB load_b) {
+  typename P::FragA a[kI];
+#pragma unroll
+  for (int i = 0; i < kI; ++i) P::template load_a<ATile>(a[i], sA, a_row0 + i * 16, k0);
+#pragma unroll
+  for (int j = 0; j < kJ; ++j) {
+    typename P::FragB b;
+    load_b(b, j);
+#pragma unroll
+    for (int i = 0; i < kI; ++i) P::mma(acc[i][j], a[i], b);
+  }
+}
+
 // Write a warp's rows x cols accumulator tiles (scaled) to global rows row0.. of a [seq, D] slice.
 template <class P, class T, int kTR, int kTC>
 FLASHPORT_DEVICE void store_acc(T* g, int64_t row_stride, const typename P::Acc (&acc)[kTR][kTC], int row0,
@@ -228,31 +244,15 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
         }
       const int nw = wn1 * Cfg::kTN1 * 16, mw = wm1 * Cfg::kTM1 * 16;
 #pragma unroll
-      for (int kk = 0; kk < kDqk / 16; ++kk) {
-        typename P::FragA a[Cfg::kTN1];
+      for (int kk = 0; kk < kDqk / 16; ++kk)
+        mma_k_step<P, KTile>(s, sK, nw, kk * 16, [&](typename P::FragB& b, int j) {
+          P::template load_b_nk<QTile>(b, sQ, mw + j * 16, kk * 16);
+        });
 #pragma unroll
-        for (int i = 0; i < Cfg::kTN1; ++i) P::template load_a<KTile>(a[i], sK, nw + i * 16, kk * 16);
-#pragma unroll
-        for (int j = 0; j < Cfg::kTM1; ++j) {
-          typename P::FragB bq;
-          P::template load_b_nk<QTile>(bq, sQ, mw + j * 16, kk * 16);
-#pragma unroll
-          for (int i = 0; i < Cfg::kTN1; ++i) P::mma(s[i][j], a[i], bq);
-        }
-      }
-#pragma unroll
-      for (int kk = 0; kk < kDv / 16; ++kk) {
-        typename P::FragA a[Cfg::kTN1];
-#pragma unroll
-        for (int i = 0; i < Cfg::kTN1; ++i) P::template load_a<VTile>(a[i], sV, nw + i * 16, kk * 16);
-#pragma unroll
-        for (int j = 0; j < Cfg::kTM1; ++j) {
-          typename P::FragB bo;
-          P::template load_b_nk<OTile>(bo, sdO, mw + j * 16, kk * 16);
-#pragma unroll
-          for (int i = 0; i < Cfg::kTN1; ++i) P::mma(dp[i][j], a[i], bo);
-        }
-      }
+      for (int kk = 0; kk < kDv / 16; ++kk)
+        mma_k_step<P, VTile>(dp, sV, nw, kk * 16, [&](typename P::FragB& b, int j) {
+          P::template load_b_nk<OTile>(b, sdO, mw + j * 16, kk * 16);
+        });
 
       // kReloadV: every warp has read V (its last use in this query block) before P^T, dS^T, dS overwrite it.
       if constexpr (Cfg::kReloadV) vendor::block_sync();
@@ -308,25 +308,12 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
       const int nw = wn2 * Cfg::kTN2 * 16;
 #pragma unroll
       for (int kk = 0; kk < kBlockM / 16; ++kk) {
-        typename P::FragA a[Cfg::kTN2];
-#pragma unroll
-        for (int i = 0; i < Cfg::kTN2; ++i) P::template load_a<PtTile>(a[i], sPt, nw + i * 16, kk * 16);
-#pragma unroll
-        for (int j = 0; j < Cfg::kTDv2; ++j) {
-          typename P::FragB bo;
-          P::template load_b_kn<OTile>(bo, sdO, kk * 16, (wd2 * Cfg::kTDv2 + j) * 16);
-#pragma unroll
-          for (int i = 0; i < Cfg::kTN2; ++i) P::mma(dv[i][j], a[i], bo);
-        }
-#pragma unroll
-        for (int i = 0; i < Cfg::kTN2; ++i) P::template load_a<PtTile>(a[i], sdSt, nw + i * 16, kk * 16);
-#pragma unroll
-        for (int j = 0; j < Cfg::kTDk2; ++j) {
-          typename P::FragB bq;
-          P::template load_b_kn<QTile>(bq, sQ, kk * 16, (wd2 * Cfg::kTDk2 + j) * 16);
-#pragma unroll
-          for (int i = 0; i < Cfg::kTN2; ++i) P::mma(dk[i][j], a[i], bq);
-        }
+        mma_k_step<P, PtTile>(dv, sPt, nw, kk * 16, [&](typename P::FragB& b, int j) {
+          P::template load_b_kn<OTile>(b, sdO, kk * 16, (wd2 * Cfg::kTDv2 + j) * 16);
+        });
+        mma_k_step<P, PtTile>(dk, sdSt, nw, kk * 16, [&](typename P::FragB& b, int j) {
+          P::template load_b_kn<QTile>(b, sQ, kk * 16, (wd2 * Cfg::kTDk2 + j) * 16);
+        });
       }
     }
     vendor::block_sync();  // (C) nobody reads Q / dO of this item any more: prefetch the next one
@@ -342,18 +329,10 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
         for (int j = 0; j < Cfg::kTD3; ++j) P::zero(dq[i][j]);
       const int mw = wm3 * Cfg::kTM3 * 16, dw = wd3 * Cfg::kTD3 * 16;
 #pragma unroll
-      for (int kk = 0; kk < kBlockN / 16; ++kk) {
-        typename P::FragA a[Cfg::kTM3];
-#pragma unroll
-        for (int i = 0; i < Cfg::kTM3; ++i) P::template load_a<STile>(a[i], sdS, mw + i * 16, kk * 16);
-#pragma unroll
-        for (int j = 0; j < Cfg::kTD3; ++j) {
-          typename P::FragB bk;
-          P::template load_b_kn<KTile>(bk, sK, kk * 16, dw + j * 16);
-#pragma unroll
-          for (int i = 0; i < Cfg::kTM3; ++i) P::mma(dq[i][j], a[i], bk);
-        }
-      }
+      for (int kk = 0; kk < kBlockN / 16; ++kk)
+        mma_k_step<P, STile>(dq, sdS, mw, kk * 16, [&](typename P::FragB& b, int j) {
+          P::template load_b_kn<KTile>(b, sK, kk * 16, dw + j * 16);
+        });
 
       int32_t* const sem = dq_turn_wait(p, b, h, m_block, n_block);
       float* acc_rows = p.dq_accum + (row_base + m0) * p.head_dim_qk;
