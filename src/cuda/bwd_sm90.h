@@ -9,7 +9,8 @@
 
 namespace flashport::kernels {
 
-// Equal head dims kD in {64, 128, 256} (actual ones <= kD are zero-padded), 16-bit T, non-deterministic dQ.
+// Equal head dims kD in {64, 128, 256} (actual ones <= kD are zero-padded), 16-bit T; p.deterministic selects the
+// kernel's deterministic instance (dQ added in key-block order).
 template <class T, int kD> cudaError_t launch_bwd_sm90(const BwdParams& p, cudaStream_t stream);
 // Queries and keys per block of that kernel for head dim kD (Sm90BwdConfig): 128 x 128 at D 64, where each
 // warpgroup then computes dQ for its own 64 queries; 64 x 128 at D 128, where the warpgroups split dQ's columns;

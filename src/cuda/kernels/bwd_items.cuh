@@ -1,7 +1,9 @@
-// The work list of one Hopper backward block (bwd_sm90.cuh): key block n_block of kv head hk meets the (query head
-// of the GQA group, query block) items below, visited head-major, and reads the operand rows named here.
-// bwd_main.cuh still computes the same list inline: folding this struct in there changes that kernel's register
-// allocation (SASS differs in every instance), so it waits for a GPU run to measure it.
+// What a backward main-kernel block works on. Both main kernels (bwd_main.cuh, bwd_sm90.cuh) take their grid
+// coordinates (bwd_block_coords) and deterministic dQ turns (dq_turn_*) from here. BwdItems, the work list, serves
+// bwd_sm90.cuh: key block n_block of kv head hk meets the (query head of the GQA group, query block) items below,
+// visited head-major, and reads the operand rows named here. bwd_main.cuh still computes the same list inline:
+// folding this struct in there changes that kernel's SASS (+8 to +112 instructions), so it waits for a GPU
+// measurement (branch wip/bwd-main-items).
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_ITEMS_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_ITEMS_CUH
 
@@ -29,8 +31,8 @@ FLASHPORT_DEVICE void bwd_block_coords(const BwdParams& p, bool deterministic, i
 // Deterministic mode: key blocks add into a query block's dQ one after another, in increasing order.
 // dq_turn_wait returns once the n_block - first_n_block(m) lower key blocks that meet query block m have added
 // theirs (they were issued before this block, lower linear block index, and never wait on it, so the wait always
-// ends), with the counter (dq_turn_counter) that dq_turn_done then advances for this block. Both are block-wide (every thread calls
-// them; they contain barriers); without p.deterministic they do nothing (and the counter is null).
+// ends), with the counter (dq_turn_counter) that dq_turn_done then advances for this block. Both are block-wide
+// (every thread calls them; they contain barriers); without p.deterministic they do nothing (the counter is null).
 FLASHPORT_DEVICE int32_t* dq_turn_counter(const BwdParams& p, int b, int h, int m_block) {
   return p.dq_sem + (int64_t(b) * p.heads_q + h) * p.m_blocks + m_block;
 }
