@@ -13,6 +13,8 @@
 #   AB_DETERMINISTIC=1                               also time the deterministic backward of A and B
 #   AB_PEERS=none                                    skip the PyTorch peers
 #   AB_TESTS=0                                       skip the CUDA tests of each variant
+#   AB_AGAIN=1                                       time the base again after the variant (A B A), to see the
+#                                                    drift between timings minutes apart
 # Each variant needs about 3-4 minutes on the H100/H200 machine after a ~100 s build: two fit in one 600 s call.
 # $OUT gets ab.txt (what this prints) and ab-logs.tar.gz (per variant i: a<i>.txt, b<i>.txt, the tests' and the
 # rebuilds' logs), besides summary.txt and logs.tar.gz of the build step: 4 files (the device tool brings back 8).
@@ -74,5 +76,6 @@ for i in "${!specs[@]}"; do
   # Back to the base for the next variant.
   patch -R -p1 < "$patch" > /dev/null && ninja -C $BUILD flashport_cuda > "$LOGS/rebuild_a$i.txt" 2>&1 ||
     { echo "could not restore the base after variant $i"; exit 1; }
+  [ -n "${AB_AGAIN:-}" ] && { echo "== A again (base)"; time_it | tee "$LOGS/a${i}_again.txt"; }
 done
 exit $status
