@@ -240,32 +240,70 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
       }
     }
 
-    // 2. dV += P^T dO, dK += dS^T Q, B N-major. A from registers (P^T / dS^T of this warpgroup's keys and all the
-    // block's queries), or at D 256 from shared memory (each warpgroup holds half the queries).
+    // P^T and dS^T as 16-bit A fragments (wgmma's accumulator layout per warp is the A fragment layout).
     typename P::FragA pa[kMT], da[kMT];
 #pragma unroll
     for (int t = 0; t < kMT; ++t) {
       P::acc_to_a(pa[t], s[t]);
       P::acc_to_a(da[t], dp[t]);
     }
-    if constexpr (!Cfg::kSplitD) {
-      wgmma_fence();
+
+    // dV += P^T dO, dK += dS^T Q (B N-major), issued after this warpgroup's dQ product so that the dQ atomics go
+    // out while the tensor cores compute them (at D 256, where the atomics' queue was the kernel's largest stall,
+    // this measured +4-8 %: v4.5). A from registers (P^T / dS^T of this warpgroup's keys and all the block's
+    // queries), or at D 256 from shared memory (each warpgroup holds half the queries), K-major.
+    // Deterministic mode at D 64 / 128 issues them before the dS^T store instead, as before v4.5: it waits for
+    // every product before its dQ turn anyway, and the later issue spilled 168 bytes at D 128.
+    constexpr bool kDvDkFirst = kDeterministic && !Cfg::kSplitD;
+    auto issue_dv_dk = [&] {
+      if constexpr (Cfg::kSplitD) {
+        const uint64_t pt_kmajor = wgmma_desc(vendor::smem_addr(sPt), 16, 1024);
+        const uint64_t ds_kmajor = wgmma_desc(vendor::smem_addr(sdS), 16, 1024);
 #pragma unroll
-      for (int kk = 0; kk < kMT; ++kk)
+        for (int kk = 0; kk < kBlockM / 16; ++kk)
 #pragma unroll
-        for (int part = 0; part < kD / Cfg::kPvN; ++part) {
-          const uint32_t off = kk * 2048 + part * (Cfg::kPvN / 64) * QTile::kColBlockBytes;
-          const uint64_t od = wgmma_desc_step(do_nmajor, off);
-          WgmmaRS<T, Cfg::kPvN>::template run<1>(&dv[0][part * (Cfg::kPvN / 16)].v[0], pa[kk].r, od, 1);
-          const uint64_t qd = wgmma_desc_step(q_nmajor, off);
-          WgmmaRS<T, Cfg::kPvN>::template run<1>(&dk[0][part * (Cfg::kPvN / 16)].v[0], da[kk].r, qd, 1);
-        }
+          for (int part = 0; part < Cfg::kColsPerWarpgroup / Cfg::kPvN; ++part) {
+            const uint32_t a_step = (kk / 4) * DsTile::kColBlockBytes + (kk % 4) * 32;
+            const uint32_t off = kk * 2048 + (col_wg / 64 + part * (Cfg::kPvN / 64)) * QTile::kColBlockBytes;
+            WgmmaSS<T, Cfg::kPvN>::template run<0, 1>(&dv[0][part * (Cfg::kPvN / 16)].v[0],
+                                                       wgmma_desc_step(pt_kmajor, a_step),
+                                                       wgmma_desc_step(do_nmajor, off), 1);
+            WgmmaSS<T, Cfg::kPvN>::template run<0, 1>(&dk[0][part * (Cfg::kPvN / 16)].v[0],
+                                                       wgmma_desc_step(ds_kmajor, a_step),
+                                                       wgmma_desc_step(q_nmajor, off), 1);
+          }
+      } else {
+#pragma unroll
+        for (int kk = 0; kk < kMT; ++kk)
+#pragma unroll
+          for (int part = 0; part < kD / Cfg::kPvN; ++part) {
+            const uint32_t off = kk * 2048 + part * (Cfg::kPvN / 64) * QTile::kColBlockBytes;
+            const uint64_t od = wgmma_desc_step(do_nmajor, off);
+            WgmmaRS<T, Cfg::kPvN>::template run<1>(&dv[0][part * (Cfg::kPvN / 16)].v[0], pa[kk].r, od, 1);
+            const uint64_t qd = wgmma_desc_step(q_nmajor, off);
+            WgmmaRS<T, Cfg::kPvN>::template run<1>(&dk[0][part * (Cfg::kPvN / 16)].v[0], da[kk].r, qd, 1);
+          }
+      }
       wgmma_commit();
+    };
+    // After the last wgmma of the item: its accumulators and A fragments are the compiler's again.
+    auto retire_dv_dk = [&] {
+      wgmma_wait<0>();
+      fence_registers(&dv[0][0].v[0], kDT * P::kAccElems);
+      fence_registers(&dk[0][0].v[0], kDT * P::kAccElems);
+      if constexpr (!Cfg::kSplitD) {  // A operands from registers
+        fence_registers(&pa[0].r[0], kMT * 4);
+        fence_registers(&da[0].r[0], kMT * 4);
+      }
+    };
+
+    if constexpr (kDvDkFirst) {
+      wgmma_fence();
+      issue_dv_dk();
     }
 
-    // 3. dS^T (and at D 256 P^T) to shared memory (keys x queries), for dQ = dS K, while dV / dK are computed;
-    // stored from the 16-bit A fragments (element pairs (2i, 2i + 1) in register i, tile_mma_sm80.h), so the fp32
-    // values are dead already.
+    // 2. dS^T (and at D 256 P^T) to shared memory (keys x queries), for dQ = dS K; stored from the 16-bit A
+    // fragments (element pairs (2i, 2i + 1) in register i, tile_mma_sm80.h), so the fp32 values are dead already.
 #pragma unroll
     for (int t = 0; t < kMT; ++t)
 #pragma unroll
@@ -275,24 +313,23 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
         *reinterpret_cast<uint32_t*>(sdS + offset) = da[t].r[i];
         if constexpr (Cfg::kSplitD) *reinterpret_cast<uint32_t*>(sPt + offset) = pa[t].r[i];
       }
-    if constexpr (!Cfg::kSplitD) {
-      wgmma_wait<0>();
-      fence_registers(&dv[0][0].v[0], kDT * P::kAccElems);
-      fence_registers(&dk[0][0].v[0], kDT * P::kAccElems);
-      fence_registers(&pa[0].r[0], kMT * 4);
-      fence_registers(&da[0].r[0], kMT * 4);
-    }
+    if constexpr (kDvDkFirst) retire_dv_dk();
     fence_proxy_async();
     vendor::block_sync();  // both warpgroups' dS^T (and P^T) are in shared memory
 
     // This warpgroup's tile of dQ (64 x kDqN): query rows dq_row0.., columns dq_col0.. (Cfg::kDqByRows).
     const int dq_row0 = Cfg::kDqByRows ? warpgroup * 64 : 0;
     const int dq_col0 = Cfg::kDqByRows ? 0 : warpgroup * kDqN;
-    // A tile wholly in padding (rows past seqlen_q, columns past head_dim_qk) is skipped; warp-uniform. (Also a
-    // register-allocation matter: without this branch ptxas spilled 88 bytes at D 128.) Not at D 256, whose dV /
-    // dK products follow the dQ product.
+    // A tile wholly in padding (rows past seqlen_q, columns past head_dim_qk) is skipped, not its dV / dK;
+    // warp-uniform. (Also a register-allocation matter: without this branch ptxas spilled 88 bytes at D 128.) Not
+    // at D 256, where both warpgroups' dQ tiles are always real.
     // Deterministic mode: a skipping warpgroup still takes part in the dQ turn's barriers (below).
     if (!Cfg::kSplitD && (m0 + dq_row0 >= p.seqlen_q || dq_col0 >= p.head_dim_qk)) {
+      if constexpr (!kDvDkFirst) {
+        wgmma_fence();
+        issue_dv_dk();
+        retire_dv_dk();
+      }
       if constexpr (kDeterministic) dq_turn_done(p, dq_turn_wait(p, b, h, work.block(it), n_block));
       continue;
     }
@@ -306,32 +343,10 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
       WgmmaSS<T, kDqN>::template run<1, 1>(&dq[0].v[0], sd, kd, kk > 0);
     }
     wgmma_commit();
-    if constexpr (Cfg::kSplitD) {
-      // dV[:, col_wg..] += P^T dO, dK[:, col_wg..] += dS^T Q: A K-major (queries contiguous in each key row).
-      // Issued after dQ, so that the dQ atomics below are sent while the tensor cores compute them (stalls on the
-      // atomics' queue were the kernel's largest: ncu, v4.5). Deterministic mode waits for them before its dQ turn
-      // (polling with products in flight: C7518).
-      const uint64_t pt_kmajor = wgmma_desc(vendor::smem_addr(sPt), 16, 1024);
-      const uint64_t ds_kmajor = wgmma_desc(vendor::smem_addr(sdS), 16, 1024);
-#pragma unroll
-      for (int kk = 0; kk < kBlockM / 16; ++kk)
-#pragma unroll
-        for (int part = 0; part < Cfg::kColsPerWarpgroup / Cfg::kPvN; ++part) {
-          const uint32_t a_step = (kk / 4) * DsTile::kColBlockBytes + (kk % 4) * 32;
-          const uint32_t off = kk * 2048 + (col_wg / 64 + part * (Cfg::kPvN / 64)) * QTile::kColBlockBytes;
-          WgmmaSS<T, Cfg::kPvN>::template run<0, 1>(&dv[0][part * (Cfg::kPvN / 16)].v[0],
-                                                     wgmma_desc_step(pt_kmajor, a_step),
-                                                     wgmma_desc_step(do_nmajor, off), 1);
-          WgmmaSS<T, Cfg::kPvN>::template run<0, 1>(&dk[0][part * (Cfg::kPvN / 16)].v[0],
-                                                     wgmma_desc_step(ds_kmajor, a_step),
-                                                     wgmma_desc_step(q_nmajor, off), 1);
-        }
-      wgmma_commit();
-      wgmma_wait<kDeterministic ? 0 : 1>();
-    } else {
-      wgmma_wait<0>();
-    }
-
+    if constexpr (!kDvDkFirst) issue_dv_dk();
+    // dQ has landed (groups complete in order); deterministic mode waits for dV / dK too before its dQ turn
+    // (polling with products in flight: C7518).
+    wgmma_wait<kDeterministic ? 0 : 1>();
     fence_registers(&dq[0].v[0], kDqT * P::kAccElems);
 
     // Deterministic mode: this key block's turn to add into the query block's dQ (bwd_items.cuh), awaited once no
@@ -372,11 +387,7 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
         }
     }
     if constexpr (kDeterministic) dq_turn_done(p, sem);
-    if constexpr (Cfg::kSplitD) {
-      wgmma_wait<0>();
-      fence_registers(&dv[0][0].v[0], kDT * P::kAccElems);
-      fence_registers(&dk[0][0].v[0], kDT * P::kAccElems);
-    }
+    if constexpr (!kDvDkFirst) retire_dv_dk();
   }
   vendor::copy_wait<0>();  // no copy may still target shared memory when the block exits
 
