@@ -7,7 +7,8 @@
 //  - S = Q K^T and O += P V on the tile MMA; the online softmax keeps its running max/sum in registers.
 //  - Key tiles that no row of the block can see are never visited (causal/window), and only tiles straddling a
 //    mask boundary or the sequence end test elements.
-//  - Blocks are issued longest-first (the last query block of a causal problem sees the most keys).
+//  - Blocks are issued longest-first (the last query block of a causal problem sees the most keys), heads in
+//    sections sized to L2 (fwd_common.cuh's fwd_block_of).
 #ifndef FLASHPORT_CUDA_KERNELS_FWD_CUH
 #define FLASHPORT_CUDA_KERNELS_FWD_CUH
 
@@ -74,8 +75,8 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, FwdConfig<P
   T* sK = sQ + QTile::kElems;
   T* sV = sK + kStages * KTile::kElems;
 
-  const int m_block = vendor::grid_dim_x() - 1 - vendor::block_id_x();
-  const int h = vendor::block_id_y();
+  const FwdBlock block = fwd_block_of(p, vendor::block_id_x());
+  const int m_block = block.m_block, h = block.h;
   const int b = vendor::block_id_z();
   const int hk = h / p.heads_ratio;
   const int m0 = m_block * kBlockM;
@@ -194,8 +195,8 @@ __global__ void __launch_bounds__(FwdConfig<P, kDqk, kDv>::kThreads, FwdConfig<P
 template <class T, int kDqk, int kDv, class P>
 cudaError_t launch_fwd_policy(const FwdParams& p, cudaStream_t stream) {
   using Cfg = FwdConfig<P, kDqk, kDv>;
-  return launch_with_smem(fwd_kernel<T, kDqk, kDv, P>, dim3(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch),
-                          Cfg::kThreads, Cfg::kSmemBytes, stream, p);
+  return launch_fwd_ordered(fwd_kernel<T, kDqk, kDv, P>, p, Cfg::kBlockM, sizeof(T), Cfg::kThreads, Cfg::kSmemBytes,
+                            stream);
 }
 
 template <class T, int kDqk, int kDv> cudaError_t launch_fwd(const FwdParams& p, cudaStream_t stream) {

@@ -93,8 +93,8 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
   T* sK = sQ + QTile::kElems;
   T* sV = sK + Cfg::kStages * KTile::kElems;
 
-  const int m_block = vendor::grid_dim_x() - 1 - vendor::block_id_x();
-  const int h = vendor::block_id_y();
+  const FwdBlock block = fwd_block_of(p, vendor::block_id_x());
+  const int m_block = block.m_block, h = block.h;
   const int b = vendor::block_id_z();
   const int hk = h / p.heads_ratio;
   const int m0 = m_block * kBlockM;
@@ -231,8 +231,8 @@ __global__ void __launch_bounds__(Sm90FwdConfig<kD>::kThreads, 1) fwd_sm90_kerne
 
 template <class T, int kD> cudaError_t launch_fwd_sm90(const FwdParams& p, cudaStream_t stream) {
   using Cfg = Sm90FwdConfig<kD>;
-  return launch_with_smem(fwd_sm90_kernel<T, kD>, dim3(ceil_div(p.seqlen_q, Cfg::kBlockM), p.heads_q, p.batch),
-                          Cfg::kThreads, Cfg::kSmemBytes, stream, p);
+  return launch_fwd_ordered(fwd_sm90_kernel<T, kD>, p, Cfg::kBlockM, sizeof(T), Cfg::kThreads, Cfg::kSmemBytes,
+                            stream);
 }
 
 }  // namespace flashport::kernels
