@@ -63,6 +63,11 @@ struct FwdInstance {
 };
 
 template <class T, int kDqk, int kDv> constexpr FwdInstance fwd_instance() {
+  constexpr int kBlockM = FwdConfig<TileMmaMfma<T>, kDqk, kDv>::kBlockM;
+  static_assert(FwdConfig<TileMmaWmma<T>, kDqk, kDv>::kBlockM == kBlockM &&
+                    FwdConfig<TileMmaFma<T, 64>, kDqk, kDv>::kBlockM == kBlockM &&
+                    FwdConfig<TileMmaFma<T, 32>, kDqk, kDv>::kBlockM == kBlockM,
+                "the host computes one grid and block order for every AMD policy: their block heights must agree");
   return {dtype_of<T>(),
           kDqk,
           kDv,
@@ -445,16 +450,26 @@ int32_t plan_run(const flashport_problem& p, std::string* err) {
   size_t count = 0;
   const Variant* variants = select_forward(p, &count, err);
   if (variants == nullptr) return FLASHPORT_STATUS_UNSUPPORTED;
+  // One grid for every candidate: their block heights agree (fwd_instance). fp32 (fwd_f32.cuh): query-row blocks x
+  // heads x batch; 16-bit (fwd.cuh): the block order of kernels/fwd_common.cuh.
+  FwdParams params = forward_params(p);
+  const int rows = variants[0].rows_per_block;
+  unsigned grid[3] = {static_cast<unsigned>((p.seqlen_q + rows - 1) / rows), static_cast<unsigned>(p.heads_q),
+                      static_cast<unsigned>(p.batch)};
+  bool fits = p.dtype == FLASHPORT_DTYPE_F32 || kernels::fwd_grid_order(&params, rows, 2, grid);
   KernelLaunch launches[kVariants];
   for (size_t i = 0; i < count; ++i) {
     const Variant& v = variants[i];
-    launches[i] = {v.name,
-                   {static_cast<unsigned>((p.seqlen_q + v.rows_per_block - 1) / v.rows_per_block),
-                    static_cast<unsigned>(p.heads_q), static_cast<unsigned>(p.batch)},
-                   static_cast<unsigned>(v.threads),
+    // hipModuleLaunchKernel counts work-items: grid extent times block size must fit 32 bits.
+    fits = fits && uint64_t(grid[0]) * unsigned(v.threads) <= 0xffffffffULL;
+    launches[i] = {v.name, {grid[0], grid[1], grid[2]}, static_cast<unsigned>(v.threads),
                    static_cast<unsigned>(v.shared_bytes)};
   }
-  FwdParams params = forward_params(p);
+  if (!fits) {
+    *err = "forward: " + std::to_string(p.seqlen_q) + " queries x " + std::to_string(p.heads_q) +
+           " heads need more blocks than one HIP launch holds (2^32 work-items along x)";
+    return FLASHPORT_STATUS_UNSUPPORTED;
+  }
   return launch_kernel(p.device_id, launches, count, p.stream, &params, err);
 }
 

@@ -1,10 +1,11 @@
 // Shared definitions of the flashport GPU kernels: the parameter block a launch receives and the swizzled
-// shared-memory tile layout every tile MMA policy loads from. Vendor-neutral: includes only vendors/vendor.h.
+// shared-memory tile layout every tile MMA policy loads from. Vendor-neutral: includes only vendors/vendor.h (and block_order.cuh).
 #ifndef FLASHPORT_CUDA_KERNELS_COMMON_CUH
 #define FLASHPORT_CUDA_KERNELS_COMMON_CUH
 
 #include <stdint.h>
 
+#include "kernels/block_order.cuh"
 #include "vendors/vendor.h"
 
 namespace flashport::kernels {
@@ -16,36 +17,6 @@ template <class T> __host__ __device__ constexpr T ceil_div(T a, T b) { return (
 
 // Everything a forward launch needs, filled once on the host from the validated flashport_problem. Element strides
 // are int64 (any layout); the head_dim stride is 1 (the module refuses other problems before launching).
-// n / d and n % d for 0 <= n < 2^31 by a multiply-high and a shift, with the multiplier computed on the host
-// (a round-up reciprocal: mul = 2^32 (2^l - d) / d + 1, l = ceil(log2 d)). A division by a run-time value compiles
-// to a float reciprocal sequence that the uniform datapath cannot run, which moves everything derived from it out
-// of the uniform registers into per-thread ones; this keeps block-index arithmetic uniform.
-struct FastDivmod {
-  int divisor;
-  uint32_t mul;
-  int shift;
-  __host__ __device__ static FastDivmod make(int d) {
-    if (d < 1) d = 1;  // an empty grid divides nothing
-    int l = 0;
-    while ((int64_t(1) << l) < d) ++l;
-    return {d, static_cast<uint32_t>(((uint64_t(1) << 32) * ((uint64_t(1) << l) - d)) / d + 1), l};
-  }
-  __host__ __device__ int div(int n) const {
-#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-    const uint32_t hi = __umulhi(static_cast<uint32_t>(n), mul);
-#else
-    const uint32_t hi = static_cast<uint32_t>((uint64_t(uint32_t(n)) * mul) >> 32);
-#endif
-    return static_cast<int>((hi + static_cast<uint32_t>(n)) >> shift);
-  }
-};
-
-// The order in which a forward grid's blocks take (query block, head): fwd_common.cuh's fwd_block_of.
-struct FwdOrder {
-  FastDivmod m_blocks;  // query blocks per (batch, head)
-  int section_log2;     // heads per section: a power of two that divides heads_q
-};
-
 struct FwdParams {
   const void* q;
   const void* k;
@@ -66,7 +37,7 @@ struct FwdParams {
   // are copied asynchronously; otherwise the element-wise path (any stride, any head dim) is taken.
   bool vec_loads;
   bool vec_stores;  // out rows 4-byte aligned: two elements per store
-  FwdOrder order;   // set by launch_fwd_ordered
+  BlockOrder order;  // set by fwd_grid_order (fwd_common.cuh)
 };
 
 // A [kRows x kCols] tile of 16-bit elements in shared memory, stored as 16-byte chunks whose index within a row is

@@ -13,49 +13,41 @@
 namespace flashport::kernels {
 
 // Which query block of which head a forward block computes: block (x, 0, b) of the grid of launch_fwd_ordered takes
-// query block m_block of head h of batch b, given by fwd_block_of. The hardware starts blocks in index order as SMs
-// free up, so the order sets both the load balance and the reuse of K/V in L2:
-//  - heads are taken in sections whose K and V fit in kL2SectionBytes together (a power of two that divides
-//    heads_q, counting the query heads that share a K/V head), so that the blocks in flight read a few heads' K/V;
-//  - inside a section the query blocks go from the last to the first across all its heads: with a causal mask
-//    the last has the most keys, so the heaviest blocks start first and the lightest fill the tail
-//    (longest-processing-time first). Without a mask every block costs the same, and sections are one head wide.
-// A section of one head is the order of a [m_blocks, heads, batch] grid with m_block reversed (before v3.5).
-// The division is by a host-computed multiplier (FastDivmod), and the batch is the grid's z: the decode stays on
-// the uniform datapath, and the batch index costs no register through the main loop (decoding it too spilled).
-// 32 MB: under the 40-50 MB L2 of A100/H100/H200, and the best of 2, 8 and 32 MB on causal H100 runs (v3.5).
-constexpr int64_t kL2SectionBytes = int64_t(32) << 20;
-
+// query block m_block of head h of batch b, in common.cuh's BlockOrder with level 0 the last query block (under a
+// causal mask the one with the most keys). The batch is the grid's z, so that it costs no register through the
+// main loop (decoding it too spilled at D 64 and 256).
 struct FwdBlock {
   int m_block, h;
 };
 
 FLASHPORT_DEVICE FwdBlock fwd_block_of(const FwdParams& p, int block) {
-  const FwdOrder& o = p.order;
-  const int q = block >> o.section_log2;  // section * m_blocks + level
-  const int section = o.m_blocks.div(q);
-  const int level = q - section * o.m_blocks.divisor;
-  return {o.m_blocks.divisor - 1 - level, (section << o.section_log2) + (block & ((1 << o.section_log2) - 1))};
+  int level, h;
+  p.order.decode(block, &level, &h);
+  return {p.order.blocks.divisor - 1 - level, h};
 }
 
-// Host: launch a forward kernel over blocks of block_m query rows of elem_bytes-byte elements, in that order.
-inline cudaError_t launch_fwd_ordered(void (*kernel)(FwdParams), const FwdParams& p, int block_m, int elem_bytes,
-                                      int threads, int smem_bytes, cudaStream_t stream) {
-  const int m_blocks = ceil_div(p.seqlen_q, block_m);
-  if (int64_t(m_blocks) * p.heads_q > INT32_MAX) return cudaErrorInvalidConfiguration;  // grid x's limit
-  const int64_t kv_head_bytes = int64_t(p.seqlen_kv) * (p.head_dim_qk + p.head_dim_v) * elem_bytes;
-  // Only a mask (causal, window) makes blocks cost differently. Without one, sections bring no balance, and one
-  // head per section keeps the blocks in flight on the fewest heads' K/V: measured 0-1.6 % faster than wide ones.
-  const bool uneven = p.window_left >= 0 || p.window_right >= 0;
-  int64_t wanted = 1;
-  if (uneven) wanted = (kv_head_bytes > 0 ? kL2SectionBytes / kv_head_bytes : p.heads_q) * p.heads_ratio;
-  const int divides = p.heads_q & -p.heads_q;  // the largest power of two dividing heads_q
-  int log2 = 0;
-  while ((int64_t(2) << log2) <= wanted && (2 << log2) <= divides) ++log2;
+// Host: the grid of a forward over blocks of block_m query rows of elem_bytes-byte elements, with its order set in
+// *p. False when the grid's x extent would pass 2^31 - 1. The HIP module sizes its launches with this too.
+inline bool fwd_grid_order(FwdParams* p, int block_m, int elem_bytes, unsigned grid[3]) {
+  const int m_blocks = ceil_div(p->seqlen_q, block_m);
+  if (int64_t(m_blocks) * p->heads_q > INT32_MAX) return false;
+  // K and V per query head (the query heads of a GQA group share them).
+  const int64_t head_bytes = int64_t(p->seqlen_kv) * (p->head_dim_qk + p->head_dim_v) * elem_bytes / p->heads_ratio;
+  p->order = BlockOrder::make(m_blocks, p->heads_q, head_bytes, p->window_left >= 0 || p->window_right >= 0);
+  grid[0] = static_cast<unsigned>(m_blocks * p->heads_q);
+  grid[1] = 1;
+  grid[2] = static_cast<unsigned>(p->batch);
+  return true;
+}
+
+// Host: launch a forward kernel in that order (a template so that a pass without the runtime never instantiates it).
+template <class Kernel>
+cudaError_t launch_fwd_ordered(Kernel* kernel, const FwdParams& p, int block_m, int elem_bytes, int threads,
+                               int smem_bytes, cudaStream_t stream) {
   FwdParams ordered = p;
-  ordered.order = {FastDivmod::make(m_blocks), log2};
-  return launch_with_smem(kernel, dim3(static_cast<unsigned>(m_blocks * p.heads_q), 1, p.batch), threads, smem_bytes,
-                          stream, ordered);
+  unsigned grid[3];
+  if (!fwd_grid_order(&ordered, block_m, elem_bytes, grid)) return cudaErrorInvalidConfiguration;
+  return launch_with_smem(kernel, dim3(grid[0], grid[1], grid[2]), threads, smem_bytes, stream, ordered);
 }
 
 // What one forward block reads: Q from query row m0 of head h, K and V of kv head hk, and the copy of key tile n

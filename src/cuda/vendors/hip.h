@@ -44,6 +44,7 @@
 #define cudaError_t hipError_t
 #define cudaStream_t hipStream_t
 #define cudaSuccess hipSuccess
+#define cudaErrorInvalidConfiguration hipErrorInvalidConfiguration
 #define cudaGetLastError hipGetLastError
 // CUDA's runtime takes any kernel pointer here; HIP 5.2 only `const void*`.
 template <class Kernel> inline hipError_t flashport_hip_func_set_attribute(Kernel* k, hipFuncAttribute a, int v) {
