@@ -66,7 +66,8 @@ inline bool bwd_check_problem(const flashport_problem& p, const char* backend, c
 }
 
 // Checks after selection: the row kernels' grid (one block per kBwdRowsPerBlock padded rows in grid.x) and the
-// deterministic main grid (x = batch * heads_kv, y = key blocks).
+// main grid (bwd_main_grid: x = key blocks * heads_kv, z = batch; deterministic: x = batch * heads_kv, y = key
+// blocks).
 inline bool bwd_check_grids(const flashport_problem& p, const BwdShapeInfo& s, const char* backend, char* why,
                             size_t why_len) {
   const int64_t rows = p.batch * p.heads_q * (p.seqlen_q + s.block_m);
@@ -81,6 +82,14 @@ inline bool bwd_check_grids(const flashport_problem& p, const BwdShapeInfo& s, c
                   "backward: deterministic mode supports up to 65535 key blocks and 2^31 - 1 (batch, kv head) pairs "
                   "(seqlen_kv %lld, batch %lld, heads_kv %lld)",
                   (long long)p.seqlen_kv, (long long)p.batch, (long long)p.heads_kv);
+    return false;
+  }
+  const int64_t n_blocks = (p.seqlen_kv + s.block_n - 1) / s.block_n;
+  if (s.accumulates && !p.deterministic && (n_blocks * p.heads_kv > 0x7fffffffLL || p.batch > 65535)) {
+    std::snprintf(why, why_len,
+                  "backward: the %s grid holds up to 2^31 - 1 (key block, kv head) pairs and 65535 batch entries "
+                  "(seqlen_kv %lld, heads_kv %lld, batch %lld)",
+                  backend, (long long)p.seqlen_kv, (long long)p.heads_kv, (long long)p.batch);
     return false;
   }
   return true;
@@ -173,6 +182,11 @@ inline BwdParams bwd_params(const flashport_problem& p, const BwdShapeInfo& s, c
   b.m_blocks = int32_t((p.seqlen_q + s.block_m - 1) / s.block_m);
   b.n_blocks = int32_t((p.seqlen_kv + s.block_n - 1) / s.block_n);
   b.seqlen_q_pad = b.m_blocks * b.block_m;
+  // Per kv head, a block reads the Q and dO rows of its query heads and adds into their fp32 dQ rows.
+  const int64_t elem = p.dtype == FLASHPORT_DTYPE_F32 ? 4 : 2;
+  const int64_t head_bytes =
+      int64_t(b.group) * p.seqlen_q * ((p.head_dim_qk + p.head_dim_v) * elem + p.head_dim_qk * 4);
+  b.order = BlockOrder::make(b.n_blocks, b.heads_kv, head_bytes, p.window_left >= 0 || p.window_right >= 0);
   return b;
 }
 

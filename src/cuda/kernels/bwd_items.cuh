@@ -12,9 +12,11 @@
 
 namespace flashport::kernels {
 
-// This block's key block, kv head and batch. Grid order (bwd_main_grid): key blocks fastest, so blocks of one head
-// run together and share its Q / dO in L2; deterministic mode puts (batch, kv head) fastest instead, so that blocks
-// running at the same time are mostly of different heads and do not queue behind each other's dQ turns.
+// This block's key block, kv head and batch (grid: bwd_main_grid). Without the deterministic mode, p.order
+// (block_order.cuh) with level 0 = key block 0, under a causal mask the one that meets the most queries: heads in
+// L2-sized sections, heaviest key blocks first, so that the blocks in flight share a few heads' Q / dO and the
+// lightest fill the tail. The deterministic mode puts (batch, kv head) fastest instead, so that blocks running at
+// the same time are mostly of different heads and do not queue behind each other's dQ turns.
 // `deterministic` is p.deterministic (a constant where the kernel is compiled for one mode).
 FLASHPORT_DEVICE void bwd_block_coords(const BwdParams& p, bool deterministic, int* n_block, int* hk, int* b) {
   if (deterministic) {
@@ -22,8 +24,7 @@ FLASHPORT_DEVICE void bwd_block_coords(const BwdParams& p, bool deterministic, i
     *hk = vendor::block_id_x() % p.heads_kv;
     *b = vendor::block_id_x() / p.heads_kv;
   } else {
-    *n_block = vendor::block_id_x();
-    *hk = vendor::block_id_y();
+    p.order.decode(vendor::block_id_x(), n_block, hk);
     *b = vendor::block_id_z();
   }
 }

@@ -86,17 +86,17 @@ template <class T, int kLanes, int kDqk, int kDv> struct BwdShapeFor<TileMmaFma<
   using type = BwdShapeAmd<kDqk, kDv>;
 };
 
-// The main kernel's grid: key blocks fastest, then kv heads, then batch; the deterministic mode puts (batch, kv
-// head) fastest and key blocks in y (see bwd_main.cuh for why). Either order issues key block n - 1 of a head before
-// key block n, so the deterministic mode's waits only ever point at blocks issued earlier.
+// The main kernel's grid: (key block, kv head) pairs in p.order along x, batch in z; the deterministic mode puts
+// (batch, kv head) fastest and key blocks in y (see bwd_items.cuh for why: it issues key block n - 1 of a head
+// before key block n, so that its waits only ever point at blocks issued earlier).
 FLASHPORT_HD void bwd_main_grid(const BwdParams& p, unsigned grid[3]) {
   if (p.deterministic) {
     grid[0] = unsigned(p.batch * p.heads_kv);
     grid[1] = unsigned(p.n_blocks);
     grid[2] = 1;
   } else {
-    grid[0] = unsigned(p.n_blocks);
-    grid[1] = unsigned(p.heads_kv);
+    grid[0] = unsigned(p.n_blocks * p.heads_kv);
+    grid[1] = 1;
     grid[2] = unsigned(p.batch);
   }
 }

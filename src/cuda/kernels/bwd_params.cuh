@@ -5,13 +5,9 @@
 
 #include <stdint.h>
 
-// Host and device (the host side sizes the workspace and tests these rules); plain `inline` because HIP's
-// header-less device passes (-nogpulib) have no __forceinline__.
-#if defined(__CUDACC__) || defined(__HIPCC__) || defined(__HIP__)
-#  define FLASHPORT_HD __host__ __device__ inline
-#else
-#  define FLASHPORT_HD inline
-#endif
+// FLASHPORT_HD: host and device (the host side sizes the workspace and tests these rules); plain `inline` because
+// HIP's header-less device passes (-nogpulib) have no __forceinline__.
+#include "kernels/block_order.cuh"
 
 namespace flashport::kernels {
 
@@ -56,6 +52,7 @@ struct BwdParams {
 
   int32_t block_m, block_n;  // tile sizes of the main kernel instance that runs
   int32_t m_blocks, n_blocks;
+  BlockOrder order;  // the main kernel's key-block order without the deterministic mode (bwd_items.cuh)
   int32_t seqlen_q_pad;      // m_blocks * block_m
 };
 
