@@ -15,7 +15,9 @@
 #   AB_TESTS=0                                       skip the CUDA tests of each variant
 #   AB_AGAIN=1                                       time the base again after the variant (A B A), to see the
 #                                                    drift between timings minutes apart
-# Each variant needs about 3-4 minutes on the H100/H200 machine after a ~100 s build: two fit in one 600 s call.
+# Time on the H100 (after the ~110 s build): a forward variant at one head dim, S 4096 and 16384, with the tests and
+# AB_AGAIN: about 170 s; three head dims of the backward at S 4096: about 420 s; three forward head dims at two
+# lengths ran past 600 s with AB_AGAIN. Size VARIANTS to the 600 s a call may run.
 # $OUT gets ab.txt (what this prints) and ab-logs.tar.gz (per variant i: a<i>.txt, b<i>.txt, the tests' and the
 # rebuilds' logs), besides summary.txt and logs.tar.gz of the build step: 4 files (the device tool brings back 8).
 set -o pipefail
