@@ -140,8 +140,8 @@ TEST_CASE("hip backward f16 D 128: workspace, then preprocess, main, convert on 
     CHECK(has(main.candidates[i].name, policies[i]));
     CHECK(main.candidates[i].block == threads[i]);
     CHECK(main.candidates[i].shared_bytes <= 64 * 1024);
-    CHECK(main.candidates[i].grid[0] == 3);  // ceil(130 / 64) key blocks
-    CHECK(main.candidates[i].grid[1] == 2);  // kv heads
+    CHECK(main.candidates[i].grid[0] == 3 * 2);  // ceil(130 / 64) key blocks x kv heads (kernels/block_order.cuh)
+    CHECK(main.candidates[i].grid[1] == 1);
     CHECK(main.candidates[i].grid[2] == 2);  // batch
   }
   const flashport::kernels::BwdParams& b = main.params;
@@ -154,8 +154,35 @@ TEST_CASE("hip backward f16 D 128: workspace, then preprocess, main, convert on 
   CHECK(reinterpret_cast<char*>(b.dsum) == fake_workspace);
   CHECK(reinterpret_cast<char*>(b.dq_accum) == fake_workspace + 8192);
   CHECK(b.dq_sem == nullptr);
+  CHECK(b.order.blocks.divisor == 3);
+  CHECK(b.order.section_log2 == 0);  // no mask: one kv head per section, its key blocks in a row
 
   CHECK(has(rec.launches[2].candidates[0].name, "bwd_convert_kernel"));
+}
+
+TEST_CASE("hip backward under a causal mask: kv heads share a section of the block order, key block 0 first") {
+  reset();
+  flashport_problem p = backward(FLASHPORT_DTYPE_F16, 2, 100, 130, 4, 2, 128);
+  p.window_right = 0;  // causal, top-left
+  std::string why;
+  REQUIRE(plan_supported(p, &why));
+  std::string err;
+  REQUIRE(plan_run(p, &err) == FLASHPORT_STATUS_OK);
+  REQUIRE(rec.launches.size() == 3);
+  const Launch& main = rec.launches[1];
+  CHECK(main.candidates[0].grid[0] == 3 * 2);
+  CHECK(main.candidates[0].grid[2] == 2);
+  // Both kv heads' Q, dO and dQ rows (2 query heads x 100 rows each) fit in 32 MB: one section of 2 heads, so the
+  // grid's first blocks are key block 0 of kv head 0, then of kv head 1.
+  const flashport::kernels::BlockOrder& order = main.params.order;
+  CHECK(order.section_log2 == 1);
+  int level = -1, head = -1;
+  order.decode(0, &level, &head);
+  CHECK((level == 0 && head == 0));
+  order.decode(1, &level, &head);
+  CHECK((level == 0 && head == 1));
+  order.decode(5, &level, &head);
+  CHECK((level == 2 && head == 1));
 }
 
 TEST_CASE("hip backward deterministic: counters in the workspace, (batch x kv head, key block) grid") {
