@@ -12,8 +12,8 @@
 
 namespace flashport::kernels {
 
-// Which query block of which head a forward block computes: block (x, 0, b) of the grid of launch_fwd_ordered takes
-// query block m_block of head h of batch b, in common.cuh's BlockOrder with level 0 the last query block (under a
+// Which query block of which head a forward block computes: block (x, 0, b) of the grid of fwd_grid_order takes
+// query block m_block of head h of batch b, in block_order.cuh's BlockOrder with level 0 the last query block (under a
 // causal mask the one with the most keys). The batch is the grid's z, so that it costs no register through the
 // main loop (decoding it too spilled at D 64 and 256).
 struct FwdBlock {
