@@ -354,22 +354,49 @@ StepLaunches bwd_step(const BwdSelection& s, BwdStep step, const BwdParams& b) {
 }
 
 // hipModuleLaunchKernel counts work-items: grid extent times block size must fit 32 bits in each dimension (the
-// y and z extents are held to 65535 as in the forward). Checked on every launch the problem would make.
+// y and z extents are held to 65535). Checked on every launch a problem would make, in both directions.
+bool launch_fits(const KernelLaunch& k, const char* direction, std::string* why) {
+  if (uint64_t(k.grid[0]) * k.block <= 0xffffffffULL && k.grid[1] <= 65535 && k.grid[2] <= 65535) return true;
+  *why = std::string(direction) + ": the grid (" + std::to_string(k.grid[0]) + ", " + std::to_string(k.grid[1]) +
+         ", " + std::to_string(k.grid[2]) + ") of " + std::to_string(k.block) +
+         "-thread blocks exceeds the HIP launch limits (2^32 work-items in x, 65535 blocks in y and z)";
+  return false;
+}
+
 bool bwd_grids_fit(const flashport_problem& p, const BwdSelection& s, std::string* why) {
   const BwdParams b = kernels::bwd_params(p, s.shape, nullptr, kernels::bwd_layout(p, s.shape));
   for (BwdStep step : {BwdStep::kPreprocess, BwdStep::kMain, BwdStep::kConvert}) {
     if (step == BwdStep::kConvert && !s.shape.accumulates) continue;
     const StepLaunches l = bwd_step(s, step, b);
     for (size_t i = 0; i < l.count; ++i)
-      for (size_t v = 0; v < l.candidates[i]; ++v) {
-        const KernelLaunch& k = l.launch[i][v];
-        if (uint64_t(k.grid[0]) * k.block > 0xffffffffULL || k.grid[1] > 65535 || k.grid[2] > 65535) {
-          *why = "backward: the grid (" + std::to_string(k.grid[0]) + ", " + std::to_string(k.grid[1]) + ", " +
-                 std::to_string(k.grid[2]) + ") of " + std::to_string(k.block) +
-                 "-thread blocks exceeds the HIP launch limits (2^32 work-items in x, 65535 blocks in y and z)";
-          return false;
-        }
-      }
+      for (size_t v = 0; v < l.candidates[i]; ++v)
+        if (!launch_fits(l.launch[i][v], "backward", why)) return false;
+  }
+  return true;
+}
+
+// The forward's launch candidates (one per policy variant) and parameter block, or false with the reason: what
+// plan_supported checks and plan_run queues.
+bool forward_plan(const flashport_problem& p, KernelLaunch (&launches)[kVariants], size_t* count, FwdParams* params,
+                  std::string* why) {
+  const Variant* variants = select_forward(p, count, why);
+  if (variants == nullptr) return false;
+  // One grid for every candidate: their block heights agree (fwd_instance). fp32 (fwd_f32.cuh): query-row blocks x
+  // heads x batch; 16-bit (fwd.cuh): the block order of kernels/fwd_common.cuh.
+  *params = forward_params(p);
+  const int rows = variants[0].rows_per_block;
+  unsigned grid[3] = {static_cast<unsigned>((p.seqlen_q + rows - 1) / rows), static_cast<unsigned>(p.heads_q),
+                      static_cast<unsigned>(p.batch)};
+  if (p.dtype != FLASHPORT_DTYPE_F32 && !kernels::fwd_grid_order(params, rows, 2, grid)) {
+    *why = "forward: " + std::to_string(p.seqlen_q) + " queries x " + std::to_string(p.heads_q) +
+           " heads need more than 2^31 - 1 blocks";
+    return false;
+  }
+  for (size_t i = 0; i < *count; ++i) {
+    const Variant& v = variants[i];
+    launches[i] = {v.name, {grid[0], grid[1], grid[2]}, static_cast<unsigned>(v.threads),
+                   static_cast<unsigned>(v.shared_bytes)};
+    if (!launch_fits(launches[i], "forward", why)) return false;
   }
   return true;
 }
@@ -424,8 +451,10 @@ bool plan_supported(const flashport_problem& p, std::string* why) {
     BwdSelection s;
     return backward_supported(p, &s, why);
   }
+  KernelLaunch launches[kVariants];
   size_t count = 0;
-  return select_forward(p, &count, why) != nullptr;
+  FwdParams params;
+  return forward_plan(p, launches, &count, &params, why);
 }
 
 size_t plan_workspace_size(const flashport_problem& p) {
@@ -447,29 +476,10 @@ int32_t plan_run(const flashport_problem& p, std::string* err) {
     if (status != FLASHPORT_STATUS_OK) *err = buf;
     return status;
   }
-  size_t count = 0;
-  const Variant* variants = select_forward(p, &count, err);
-  if (variants == nullptr) return FLASHPORT_STATUS_UNSUPPORTED;
-  // One grid for every candidate: their block heights agree (fwd_instance). fp32 (fwd_f32.cuh): query-row blocks x
-  // heads x batch; 16-bit (fwd.cuh): the block order of kernels/fwd_common.cuh.
-  FwdParams params = forward_params(p);
-  const int rows = variants[0].rows_per_block;
-  unsigned grid[3] = {static_cast<unsigned>((p.seqlen_q + rows - 1) / rows), static_cast<unsigned>(p.heads_q),
-                      static_cast<unsigned>(p.batch)};
-  bool fits = p.dtype == FLASHPORT_DTYPE_F32 || kernels::fwd_grid_order(&params, rows, 2, grid);
   KernelLaunch launches[kVariants];
-  for (size_t i = 0; i < count; ++i) {
-    const Variant& v = variants[i];
-    // hipModuleLaunchKernel counts work-items: grid extent times block size must fit 32 bits.
-    fits = fits && uint64_t(grid[0]) * unsigned(v.threads) <= 0xffffffffULL;
-    launches[i] = {v.name, {grid[0], grid[1], grid[2]}, static_cast<unsigned>(v.threads),
-                   static_cast<unsigned>(v.shared_bytes)};
-  }
-  if (!fits) {
-    *err = "forward: " + std::to_string(p.seqlen_q) + " queries x " + std::to_string(p.heads_q) +
-           " heads need more blocks than one HIP launch holds (2^32 work-items along x)";
-    return FLASHPORT_STATUS_UNSUPPORTED;
-  }
+  size_t count = 0;
+  FwdParams params;
+  if (!forward_plan(p, launches, &count, &params, err)) return FLASHPORT_STATUS_UNSUPPORTED;
   return launch_kernel(p.device_id, launches, count, p.stream, &params, err);
 }
 

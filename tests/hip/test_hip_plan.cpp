@@ -315,3 +315,27 @@ TEST_CASE("hip backward: the caller's workspace is checked before anything runs;
   CHECK(rec.calls == std::vector<std::string>{"alloc " + std::to_string(plan_workspace_size(p)), "launch", "launch",
                                               "free sync"});
 }
+
+TEST_CASE("hip forward: a grid past HIP's launch limits is refused by plan_supported, and plan_run launches nothing") {
+  flashport_problem p = backward(FLASHPORT_DTYPE_BF16, 1, 100, 100, 8, 8, 128);
+  p.direction = FLASHPORT_DIRECTION_FORWARD;
+  std::string why;
+  CHECK(plan_supported(p, &why));
+  // 2^29 queries in 64-row blocks (AMD at D 128) x 8 heads = 2^26 blocks: fits grid x, not 2^32 work-items.
+  p.seqlen_q = int64_t(1) << 29;
+  why.clear();
+  CHECK_FALSE(plan_supported(p, &why));
+  INFO(why);
+  CHECK(has(why, "forward: the grid (67108864, 1, 1) of 256-thread blocks"));
+  CHECK(has(why, "exceeds the HIP launch limits"));
+  // x 1024 heads = 2^33 blocks: more than grid x holds.
+  p.heads_q = p.heads_kv = 1024;
+  why.clear();
+  CHECK_FALSE(plan_supported(p, &why));
+  CHECK(has(why, "need more than 2^31 - 1 blocks"));
+  reset();
+  std::string err;
+  CHECK(plan_run(p, &err) == FLASHPORT_STATUS_UNSUPPORTED);
+  CHECK(err == why);
+  CHECK(rec.launches.empty());
+}
