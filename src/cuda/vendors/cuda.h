@@ -3,7 +3,7 @@
 // Contract shared with vendors/hip.h — every name below must exist there with the same meaning:
 //   types      half_t, bf16_t                        16-bit storage types (IEEE half, bfloat16)
 //   lanes      warp_size(), lane_id(), warp_id()      hardware warp/wavefront
-//   indices    thread_id(), block_id_x/y/z(), grid_dim_x()   1-D blocks, 3-D grids
+//   indices    thread_id(), block_id_x/y/z()          1-D blocks, 3-D grids
 //   barriers   block_sync()                           __syncthreads
 //   shuffles   shfl_xor(float, mask)                  butterfly exchange inside a warp
 //   math       exp2f_fast(x), log2f_fast(x), tanhf_(x)
@@ -49,7 +49,6 @@ FLASHPORT_DEVICE int thread_id() { return static_cast<int>(threadIdx.x); }  // 1
 FLASHPORT_DEVICE int block_id_x() { return static_cast<int>(blockIdx.x); }
 FLASHPORT_DEVICE int block_id_y() { return static_cast<int>(blockIdx.y); }
 FLASHPORT_DEVICE int block_id_z() { return static_cast<int>(blockIdx.z); }
-FLASHPORT_DEVICE int grid_dim_x() { return static_cast<int>(gridDim.x); }
 FLASHPORT_DEVICE int lane_id() { return static_cast<int>(threadIdx.x) & 31; }
 FLASHPORT_DEVICE int warp_id() { return static_cast<int>(threadIdx.x) >> 5; }
 FLASHPORT_DEVICE void block_sync() { __syncthreads(); }

@@ -82,7 +82,6 @@ FLASHPORT_DEVICE int thread_id() { return static_cast<int>(__builtin_amdgcn_work
 FLASHPORT_DEVICE int block_id_x() { return static_cast<int>(__builtin_amdgcn_workgroup_id_x()); }
 FLASHPORT_DEVICE int block_id_y() { return static_cast<int>(__builtin_amdgcn_workgroup_id_y()); }
 FLASHPORT_DEVICE int block_id_z() { return static_cast<int>(__builtin_amdgcn_workgroup_id_z()); }
-FLASHPORT_DEVICE int grid_dim_x() { return static_cast<int>(gridDim.x); }
 FLASHPORT_DEVICE int lane_id() { return thread_id() & (kWaveSize - 1); }
 FLASHPORT_DEVICE int warp_id() { return thread_id() / kWaveSize; }
 FLASHPORT_DEVICE void block_sync() { __syncthreads(); }
