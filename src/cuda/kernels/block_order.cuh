@@ -50,6 +50,12 @@ struct FastDivmod {
 // 32 MB: under the 40-50 MB L2 of A100/H100/H200, and the best of 2, 8 and 32 MB on causal H100 runs (v3.5).
 constexpr int64_t kL2SectionBytes = int64_t(32) << 20;
 
+// Whether a problem's blocks cost differently: under a causal mask or a window (validation folds causal into
+// window_right, backend_abi.h), blocks meet different numbers of the other side's blocks. BlockOrder::make's `uneven`.
+FLASHPORT_HD bool mask_makes_costs_uneven(int64_t window_left, int64_t window_right) {
+  return window_left >= 0 || window_right >= 0;
+}
+
 struct BlockOrder {
   FastDivmod blocks;  // blocks per (batch entry, head)
   int section_log2;   // heads per section: a power of two that divides the head count
