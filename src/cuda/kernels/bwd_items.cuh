@@ -58,6 +58,20 @@ FLASHPORT_DEVICE void dq_turn_done(const BwdParams& p, int32_t* sem) {
   if (vendor::thread_id() == 0) atomicAdd(sem, 1);
 }
 
+// lse * log2 e and D of query rows [m0, m0 + kRows) of head h into sLse / sDsum: whole 16-byte chunks of the
+// workspace rows, which are padded to whole blocks and 16-byte aligned (bwd_params.cuh), one chunk per thread of
+// the first 2 kRows / 4 (tid = the thread's index in the block). The caller commits the copies.
+template <int kRows, int kThreads>
+FLASHPORT_DEVICE void stage_lse_dsum(const BwdParams& p, int b, int h, int m0, float* sLse, float* sDsum, int tid) {
+  constexpr int kChunks = kRows / 4;
+  static_assert(2 * kChunks <= kThreads, "one 16-byte chunk per thread");
+  if (tid < 2 * kChunks) {
+    const int64_t row = (int64_t(b) * p.heads_q + h) * p.seqlen_q_pad + m0 + (tid % kChunks) * 4;
+    float* dst = (tid < kChunks ? sLse : sDsum) + (tid % kChunks) * 4;
+    vendor::copy16_async(dst, (tid < kChunks ? p.lse_log2 : p.dsum) + row, true);
+  }
+}
+
 template <class T> struct BwdItems {
   int b, hk;
   int m_begin, m_count;  // query blocks [m_begin, m_begin + m_count) meet the key block (bwd_params.cuh)

@@ -188,16 +188,7 @@ __global__ void __launch_bounds__(BwdConfig<P, kDqk, kDv>::kThreads, BwdConfig<P
         static_cast<const T*>(p.dout) + b * p.dout_stride[0] + int64_t(m0) * p.dout_stride[1] + h * p.dout_stride[2];
     load_tile<QTile, kThreads>(sQ, q, p.q_stride[1], rows, p.head_dim_qk, p.vec_loads);
     load_tile<OTile, kThreads>(sdO, d, p.dout_stride[1], rows, p.head_dim_v, p.vec_loads);
-    if constexpr (!Cfg::kReloadV) {
-      // lse * log2 e and D of the block's rows: whole 16-byte chunks of the padded workspace rows.
-      const int64_t row0 = (int64_t(b) * p.heads_q + h) * p.seqlen_q_pad + m0;
-      constexpr int kChunks = kBlockM / 4;
-      for (int c = tid; c < 2 * kChunks; c += kThreads) {
-        const bool lse = c < kChunks;
-        const int off = (lse ? c : c - kChunks) * 4;
-        vendor::copy16_async((lse ? sLse : sDsum) + off, (lse ? p.lse_log2 : p.dsum) + row0 + off, true);
-      }
-    }
+    if constexpr (!Cfg::kReloadV) stage_lse_dsum<kBlockM, kThreads>(p, b, h, m0, sLse, sDsum, tid);
   };
 
   load_tile<KTile, kThreads>(sK, k, p.k_stride[1], keys, p.head_dim_qk, p.vec_loads);

@@ -113,14 +113,8 @@ __global__ void __launch_bounds__(256, 1) bwd_sm90_kernel(const BwdParams p) {
                                p.head_dim_qk, p.vec_loads);
     load_tile<QTile, kThreads>(sdO + (it % 2) * QTile::kElems, work.dout(p, h, m0), p.dout_stride[1], rows,
                                p.head_dim_v, p.vec_loads);
-    // lse and D of the block's rows: the workspace rows are padded to whole blocks and 16-byte aligned.
-    constexpr int kChunks = kBlockM / 4;  // 16-byte chunks per row vector
-    const int tid = vendor::thread_id();
-    if (tid < 2 * kChunks) {
-      const int64_t row = (int64_t(b) * p.heads_q + h) * p.seqlen_q_pad + m0 + (tid % kChunks) * 4;
-      float* dst = (tid < kChunks ? sLse : sDsum) + (it % 2) * kBlockM + (tid % kChunks) * 4;
-      vendor::copy16_async(dst, (tid < kChunks ? p.lse_log2 : p.dsum) + row, true);
-    }
+    stage_lse_dsum<kBlockM, kThreads>(p, b, h, m0, sLse + (it % 2) * kBlockM, sDsum + (it % 2) * kBlockM,
+                                      vendor::thread_id());
   };
 
   load_tile<KTile, kThreads>(sK, work.k(p, n0), p.k_stride[1], keys, p.head_dim_qk, p.vec_loads);
