@@ -1,5 +1,5 @@
 // What a backward main-kernel block works on. Both main kernels (bwd_main.cuh, bwd_sm90.cuh) take their grid
-// coordinates (bwd_block_coords) and deterministic dQ turns (dq_turn_*) from here. BwdItems, the work list, serves
+// coordinates (bwd_block_coords), deterministic dQ turns (dq_turn_*) and lse / D staging (stage_lse_dsum) from here. BwdItems, the work list, serves
 // bwd_sm90.cuh: key block n_block of kv head hk meets the (query head of the GQA group, query block) items below,
 // visited head-major, and reads the operand rows named here. bwd_main.cuh still computes the same list inline:
 // folding this struct in there changes that kernel's SASS (+8 to +112 instructions) and measured -2.6 to +0.3 % at
