@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+// FLASHPORT_HD: host and device, for plain data and rules that the host side computes or tests too (this header,
+// bwd_params.cuh); plain `inline` because HIP's header-less device passes (-nogpulib) have no __forceinline__.
 #if defined(__CUDACC__) || defined(__HIPCC__) || defined(__HIP__)
 #  define FLASHPORT_HD __host__ __device__ inline
 #else

@@ -186,7 +186,8 @@ inline BwdParams bwd_params(const flashport_problem& p, const BwdShapeInfo& s, c
   const int64_t elem = p.dtype == FLASHPORT_DTYPE_F32 ? 4 : 2;
   const int64_t head_bytes =
       int64_t(b.group) * p.seqlen_q * ((p.head_dim_qk + p.head_dim_v) * elem + p.head_dim_qk * 4);
-  b.order = BlockOrder::make(b.n_blocks, b.heads_kv, head_bytes, mask_makes_costs_uneven(p.window_left, p.window_right));
+  b.order = BlockOrder::make(b.n_blocks, b.heads_kv, head_bytes,
+                             mask_makes_costs_uneven(p.window_left, p.window_right));
   return b;
 }
 

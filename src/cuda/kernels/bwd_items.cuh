@@ -1,9 +1,10 @@
 // What a backward main-kernel block works on. Both main kernels (bwd_main.cuh, bwd_sm90.cuh) take their grid
-// coordinates (bwd_block_coords), deterministic dQ turns (dq_turn_*) and lse / D staging (stage_lse_dsum) from here. BwdItems, the work list, serves
-// bwd_sm90.cuh: key block n_block of kv head hk meets the (query head of the GQA group, query block) items below,
-// visited head-major, and reads the operand rows named here. bwd_main.cuh still computes the same list inline:
-// folding this struct in there changes that kernel's SASS (+8 to +112 instructions) and measured -2.6 to +0.3 % at
-// D 192 on the H100 (docs/perf/cuda-backward.md, v4.6), so it stays on branch wip/bwd-main-items.
+// coordinates (bwd_block_coords), deterministic dQ turns (dq_turn_*) and lse / D staging (stage_lse_dsum) from
+// here. BwdItems, the work list, serves bwd_sm90.cuh: key block n_block of kv head hk meets the (query head of the
+// GQA group, query block) items below, visited head-major, and reads the operand rows named here. bwd_main.cuh
+// still computes the same list inline: folding this struct in there changes that kernel's SASS (+8 to +112
+// instructions) and measured -2.6 to +0.3 % at D 192 on the H100 (docs/perf/cuda-backward.md, v4.6), so it stays
+// on branch wip/bwd-main-items.
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_ITEMS_CUH
 #define FLASHPORT_CUDA_KERNELS_BWD_ITEMS_CUH
 

@@ -5,8 +5,7 @@
 
 #include <stdint.h>
 
-// FLASHPORT_HD: host and device (the host side sizes the workspace and tests these rules); plain `inline` because
-// HIP's header-less device passes (-nogpulib) have no __forceinline__.
+// BlockOrder, and FLASHPORT_HD (host and device: the host side sizes the workspace and tests these rules).
 #include "kernels/block_order.cuh"
 
 namespace flashport::kernels {

@@ -1,5 +1,6 @@
 // Shared definitions of the flashport GPU kernels: the parameter block a launch receives and the swizzled
-// shared-memory tile layout every tile MMA policy loads from. Vendor-neutral: includes only vendors/vendor.h (and block_order.cuh).
+// shared-memory tile layout every tile MMA policy loads from. Vendor-neutral: includes only vendors/vendor.h and
+// block_order.cuh.
 #ifndef FLASHPORT_CUDA_KERNELS_COMMON_CUH
 #define FLASHPORT_CUDA_KERNELS_COMMON_CUH
 

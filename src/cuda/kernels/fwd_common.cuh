@@ -33,7 +33,8 @@ inline bool fwd_grid_order(FwdParams* p, int block_m, int elem_bytes, unsigned g
   if (int64_t(m_blocks) * p->heads_q > INT32_MAX) return false;
   // K and V per query head (the query heads of a GQA group share them).
   const int64_t head_bytes = int64_t(p->seqlen_kv) * (p->head_dim_qk + p->head_dim_v) * elem_bytes / p->heads_ratio;
-  p->order = BlockOrder::make(m_blocks, p->heads_q, head_bytes, mask_makes_costs_uneven(p->window_left, p->window_right));
+  p->order = BlockOrder::make(m_blocks, p->heads_q, head_bytes,
+                              mask_makes_costs_uneven(p->window_left, p->window_right));
   grid[0] = static_cast<unsigned>(m_blocks * p->heads_q);
   grid[1] = 1;
   grid[2] = static_cast<unsigned>(p->batch);
