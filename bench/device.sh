@@ -129,12 +129,13 @@ if has bench; then
     2> "$LOGS/bench_stderr.txt"
   echo "bench: rc=$?" | tee -a "$OUT/summary.txt"
   cp "$OUT/bench.jsonl" $BUILD/last-bench.jsonl  # for a plot step in a later call ($OUT starts empty each call)
-  grep -m1 "FA4 not measured" "$LOGS/bench_stderr.txt" | tee -a "$OUT/summary.txt"
+  grep -m1 -E "FA[34] not measured" "$LOGS/bench_stderr.txt" | tee -a "$OUT/summary.txt"
   python3 - "$OUT/bench.jsonl" <<'PY' > "$OUT/table.txt"
 import json, math, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{") and '"backend"' in l]
-# flashport and every GPU peer that has a number in this run (flash, cudnn; fa4 when flash_attn.cute imported).
-peers = [p for p in ("flash", "cudnn", "fa4") if any(r.get(f"peer_{p}_tflops") is not None for r in rows)]
+# flashport and every GPU peer that has a number in this run (flash, cudnn; fa3 when the flash-attn3-jax wheel is
+# carried in .whl; fa4 when flash_attn.cute imported).
+peers = [p for p in ("flash", "cudnn", "fa3", "fa4") if any(r.get(f"peer_{p}_tflops") is not None for r in rows)]
 num = lambda r, k: r[k] if r.get(k) is not None else math.nan
 print("dir  D     S     causal  flashport" + "".join(f"  {p:>7}" for p in peers)
       + "".join(f"  x_{p:<6}" for p in peers) + "   (TFLOP/s, bf16)")

@@ -8,7 +8,15 @@ Measures torch.nn.functional.scaled_dot_product_attention on the cases given as 
   --device cpu:  peer "torch": SDPA with torch's own backend choice, torch.set_num_threads(--threads),
                  wall-clock time per call.
   --device cuda: peers "flash" and "cudnn": SDPA with one backend forced through torch.nn.attention.sdpa_kernel;
-                 "fa4": flash_attn.cute.flash_attn_func when importable. CUDA-event timing around batches of calls.
+                 "fa4": flash_attn.cute.flash_attn_func when importable; "fa3": FlashAttention-3's Hopper kernels from
+                 the flash-attn3-jax wheel (head dim 128 only) when importable, timed through JAX. CUDA-event timing
+                 around batches of calls (fa3: host clock around a batch of asynchronously dispatched calls, ended by
+                 block_until_ready, since its work runs on JAX's stream).
+
+The fa3 peer's output is checked against SDPA's (flash backend) on the same inputs before it is timed: its JSON
+line carries "max_abs_diff" (forward: out; backward: dq, dk, dv), and a case whose difference exceeds bf16/f16
+rounding (0.05) reports an error instead of a time. Its backward times FA3's backward primitive alone, given
+the out and lse of its own forward.
 
 Inputs are uniform random in [-1, 1), created in flashport's [B, S, H, D] layout and handed to torch as
 transposed [B, H, S, D] views. Backward times one autograd.grad of (q, k, v) given dout, on a graph kept across
@@ -17,6 +25,7 @@ Sq == Skv, so causal cases with Sq != Skv are refused here rather than compared 
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -64,6 +73,55 @@ def fa4_call(c):
         out = flash_attn_func(q, k, v, causal=c["causal"])
         return out[0] if isinstance(out, tuple) else out
     return call
+
+
+FA3_MAX_ABS_DIFF = 0.05  # bf16 / f16 outputs of two correct kernels differ by a few units of the last place
+
+
+def fa3_measure(torch, c, reps):
+    """Times FlashAttention-3 (flash-attn3-jax) on the case and checks it against torch SDPA on the same data."""
+    import jax
+    import jax.dlpack
+    from flash_attn3_jax import flash as fa3
+    if c["head_dim"] != 128 or c["head_dim_v"] != 128:
+        raise ValueError("the flash-attn3-jax wheel has head dim 128 only")
+    dtype = {"bf16": torch.bfloat16, "f16": torch.float16}.get(c["dtype"])
+    if dtype is None:
+        raise ValueError("FA3 takes bf16 or f16")
+    q, k, v, dout = make_inputs(torch, c, "cuda", dtype)
+    jq, jk, jv, jdout = (jax.dlpack.from_dlpack(t.contiguous()) for t in (q, k, v, dout))
+    scale = 1.0 / c["head_dim"] ** 0.5
+    config = dict(softmax_scale=scale, is_causal=c["causal"], window_size=(-1, -1))
+    fwd = jax.jit(lambda a, b, d: fa3._flash_mha_fwd(a, b, d, **config))
+    bwd = jax.jit(lambda g, a, b, d, o, l: fa3._flash_mha_bwd(g, a, b, d, o, l, **config))
+    out, lse = fwd(jq, jk, jv)
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        tq, tk, tv = (t.detach().clone().requires_grad_(c["direction"] == "bwd") for t in (q, k, v))
+        ref = sdpa_call(torch, c)(tq, tk, tv).transpose(1, 2)
+        pairs = [(out, ref)]
+        if c["direction"] == "bwd":
+            ref_grads = torch.autograd.grad(ref, (tq, tk, tv), dout)
+            pairs = list(zip(bwd(jdout, jq, jk, jv, out, lse), ref_grads))
+    diff = max(float((torch.from_dlpack(a).float() - b.float()).abs().max()) for a, b in pairs)
+    if not diff <= FA3_MAX_ABS_DIFF:
+        raise ValueError(f"FA3 differs from SDPA flash by {diff:.3g} (> {FA3_MAX_ABS_DIFF}) on the same inputs")
+
+    call = (lambda: fwd(jq, jk, jv)) if c["direction"] == "fwd" else (lambda: bwd(jdout, jq, jk, jv, out, lse))
+    jax.block_until_ready(call())
+    t0 = time.perf_counter()
+    jax.block_until_ready(call())
+    single_ms = max((time.perf_counter() - t0) * 1e3, 1e-3)
+    inner = max(1, min(100, int(20.0 / single_ms)))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(inner - 1):
+            call()
+        jax.block_until_ready(call())
+        times.append((time.perf_counter() - t0) * 1e3 / inner)
+    return statistics.median(times), diff
 
 
 def timed_cpu(fn, reps):
@@ -143,14 +201,25 @@ def main():
             peers.append(("fa4", "fa4"))
         except Exception as e:  # optional peer: absent is normal
             print(f"peers_torch.py: FA4 not measured ({type(e).__name__}: {e})", file=sys.stderr)
+        # JAX must not take most of the GPU's memory at start-up: torch allocates beside it.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        try:
+            import flash_attn3_jax  # noqa: F401
+            peers.append(("fa3", "fa3"))
+        except Exception as e:  # optional peer: absent is normal
+            print(f"peers_torch.py: FA3 not measured ({type(e).__name__}: {e})", file=sys.stderr)
 
     for index, c in enumerate(cases):
         for name, context in peers:
-            if c["causal"] and c["seqlen_q"] != c["seqlen_kv"] and name != "fa4":
+            if c["causal"] and c["seqlen_q"] != c["seqlen_kv"] and name not in ("fa4", "fa3"):
                 emit({"case": index, "peer": name, "error": "torch is_causal is top-left aligned; Sq != Skv"})
                 continue
             print(f"peers_torch.py: case {index + 1}/{len(cases)} {name} {args.cases[index]}", file=sys.stderr)
             try:
+                if context == "fa3":
+                    ms, diff = fa3_measure(torch, c, args.reps)
+                    emit({"case": index, "peer": name, "ms": ms, "max_abs_diff": diff})
+                    continue
                 if context == "fa4":
                     ms = measure(torch, c, args.device, fa4_call(c), args.reps)
                 elif context is None:
