@@ -2,7 +2,7 @@
 // with the same-run baselines that put the figures in context (CPU: Eigen's GEMM rate and a naive materialised
 // attention; PyTorch SDPA as a peer where torch is installed).
 //
-// FLOPs follow the FlashAttention convention of docs (DESIGN.md): forward 4 B Hq Sq Skv D (D = (Dqk + Dv) / 2),
+// FLOPs follow the FlashAttention convention of docs/design.md: forward 4 B Hq Sq Skv D (D = (Dqk + Dv) / 2),
 // halved for causal when Sq == Skv; backward 2.5x forward. Times are medians of --reps timed calls after warm-up.
 #include <omp.h>
 
@@ -361,7 +361,7 @@ std::vector<Shape> Bench::grid() const {
           sh.head_dim = sh.head_dim_v = d;
           sh.seqlen_q = sh.seqlen_kv = s;
           sh.causal = c != 0;
-          // CPU: enough heads for every thread; GPUs: the shapes of the peer table in ANCHORS.md.
+          // CPU: enough heads for every thread; GPUs: 32768 tokens (batch x S) at a model width of 2048 (heads x D).
           sh.batch = batch > 0 ? batch : host ? 1 : std::max<int64_t>(1, 32768 / s);
           sh.heads_q = heads > 0 ? heads : host ? std::max(4, threads_) : std::max<int64_t>(1, 2048 / d);
           sh.heads_kv = o_.heads_kv > 0 ? o_.heads_kv : sh.heads_q;

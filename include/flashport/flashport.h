@@ -4,7 +4,7 @@
  * This is the whole public C API. It is plain C (C89-friendly types only, no C++ across the boundary) so that
  * it can be called from C, C++, Python (ctypes/cffi), Rust, Julia and any other FFI.
  *
- * What one call computes (the full contract: docs/architecture.md and the project's DESIGN.md):
+ * What one call computes (the full contract: docs/design.md):
  *
  *     s_ij  = scale * <q_i, k_j>                    scale = 1/sqrt(head_dim_qk) when 0 is passed
  *     s_ij  = softcap * tanh(s_ij / softcap)         only when softcap > 0

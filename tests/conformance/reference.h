@@ -1,5 +1,5 @@
 // The naive reference: attention with the full score matrix materialised, in float64, straight from the contract
-// in DESIGN.md and include/flashport/flashport.h. Every backend is measured against it.
+// in docs/design.md and include/flashport/flashport.h. Every backend is measured against it.
 //
 // Tensors here are dense row-major vectors in the API's logical layout: q [B, Sq, Hq, Dqk], k [B, Skv, Hkv, Dqk],
 // v [B, Skv, Hkv, Dv], out/dout [B, Sq, Hq, Dv], lse [B, Hq, Sq].

@@ -23,7 +23,7 @@ TEST_CASE("targets: features must match, architectures must be equal") {
   CHECK(target_runs_on("gfx90a:xnack+", "gfx90a:sramecc+:xnack+"));
   CHECK_FALSE(target_runs_on("gfx90a:xnack+", "gfx90a:sramecc+:xnack-"));
   CHECK_FALSE(target_runs_on("gfx90a", "gfx908:sramecc+:xnack-"));
-  CHECK_FALSE(target_runs_on("gfx942", "gfx940"));  // gfx940 code does not run on gfx942 (TOOLCHAIN.md)
+  CHECK_FALSE(target_runs_on("gfx942", "gfx940"));  // gfx940 code does not load on gfx942
   CHECK_FALSE(target_runs_on("gfx1100", "gfx1101"));
   CHECK_FALSE(target_runs_on("gfx1030", "gfx1030x"));
 }
