@@ -154,11 +154,23 @@ def _empty(ref, view: View, shape: tuple, *, float32: bool = False):
     raise TypeError(f"flashport cannot allocate {kind} arrays on device type {view.device_type}; pass out=")
 
 
-def _needs_autograd(*arrays) -> bool:
-    if _kind(arrays[0]) != "torch":
-        return False
-    import torch
-    return torch.is_grad_enabled() and any(a.requires_grad for a in arrays)
+def _type_name(obj) -> str:
+    cls = type(obj)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def check_frameworks(torch_only: bool = False, **arrays) -> None:
+    """PyTorch tensors do not mix with other arrays in one call: autograd and torch.compile see only tensors, and the
+    results' kind would be ambiguous. Other DLPack arrays mix freely (JAX's CPU results come back as NumPy arrays and
+    go into attention_backward beside JAX arrays); devices are the library's to check. None = not given;
+    torch_only=True refuses anything but tensors (flashport.torch)."""
+    given = {name: obj for name, obj in arrays.items() if obj is not None}
+    torch_names = [name for name, obj in given.items() if _kind(obj) == "torch"]
+    if (torch_names or torch_only) and len(torch_names) != len(given):
+        listed = ", ".join(f"{name} is {_type_name(obj)}" for name, obj in given.items())
+        raise _lib.error(_lib.STATUS_INVALID_ARGUMENT,
+                         f"PyTorch tensors cannot be mixed with other arrays in one call ({listed}); convert with "
+                         "torch.from_numpy() / torch.from_dlpack() or Tensor.numpy() (no copy on the CPU)")
 
 
 def attention(q, k, v, *, causal=False, window=(-1, -1), softcap=0.0, scale=None, return_lse=False, out=None,
@@ -170,15 +182,15 @@ def attention(q, k, v, *, causal=False, window=(-1, -1), softcap=0.0, scale=None
     Returns out [batch, seqlen_q, heads_q, head_dim_v] as the same kind of array (written into `out` when given),
     and with return_lse=True also lse [batch, heads_q, seqlen_q] (float32, natural log).
 
-    PyTorch tensors that require grad go through flashport.torch.attention, so loss.backward() works.
+    PyTorch tensors go through the custom ops of flashport.torch, so loss.backward() and torch.compile work; they do
+    not mix with other kinds of arrays in one call.
     Raises FlashportError with the library's message on bad input; nothing is written then.
     """
     options = normalize(causal, window, softcap, scale, mask_alignment, backend)
-    if _needs_autograd(q, k, v):
-        if out is not None:
-            raise ValueError("out= cannot be used with tensors that require grad (autograd needs its own output)")
+    check_frameworks(q=q, k=k, v=v, out=out)
+    if _kind(q) == "torch":
         from . import torch as fp_torch
-        return fp_torch._attention(q, k, v, options, return_lse)
+        return fp_torch._attention(q, k, v, options, return_lse, out)
     return forward(q, k, v, Options(*options), return_lse=return_lse, out=out)
 
 
@@ -210,7 +222,12 @@ def attention_backward(dout, q, k, v, out, lse, *, causal=False, window=(-1, -1)
     Options must match the forward call. dq/dk/dv are allocated like q/k/v unless passed in (then overwritten).
     deterministic=True gives bitwise-identical results run to run.
     """
-    opts = Options(*normalize(causal, window, softcap, scale, mask_alignment, backend))
+    options = normalize(causal, window, softcap, scale, mask_alignment, backend)
+    check_frameworks(dout=dout, q=q, k=k, v=v, out=out, lse=lse, dq=dq, dk=dk, dv=dv)
+    if _kind(q) == "torch":
+        from . import torch as fp_torch
+        return fp_torch._attention_backward(dout, q, k, v, out, lse, options, deterministic, dq, dk, dv)
+    opts = Options(*options)
     return backward(dout, q, k, v, out, lse, opts, deterministic=deterministic, dq=dq, dk=dk, dv=dv)
 
 

@@ -98,6 +98,21 @@ class View:
         return t
 
 
+# DLDataTypeCode -> the dtype name NumPy/PyTorch users know; "{}" takes the bit width. Codes 7 and above are the
+# narrow float formats of DLPack 1.x, whose names fix their width.
+_CODE_NAMES = {0: "int{}", 1: "uint{}", 2: "float{}", 3: "opaque handle ({} bits)", 4: "bfloat{}", 5: "complex{}",
+               6: "bool", 7: "float8_e3m4", 8: "float8_e4m3", 9: "float8_e4m3b11fnuz", 10: "float8_e4m3fn",
+               11: "float8_e4m3fnuz", 12: "float8_e5m2", 13: "float8_e5m2fnuz", 14: "float8_e8m0fnu",
+               15: "float6_e2m3fn", 16: "float6_e3m2fn", 17: "float4_e2m1fn"}
+
+
+def dtype_name(code: int, bits: int, lanes: int = 1) -> str:
+    """A DLPack dtype as a name: "float64", "int32", "bool", "float32x4" for vector lanes."""
+    pattern = _CODE_NAMES.get(code)
+    name = pattern.format(bits) if pattern else f"DLPack type code {code} ({bits} bits)"
+    return name if lanes == 1 else f"{name}x{lanes}"
+
+
 def _dtype_code(dt: _DLDataType, name: str) -> int:
     if dt.lanes == 1:
         if dt.code == _kDLFloat and dt.bits == 32:
@@ -107,8 +122,8 @@ def _dtype_code(dt: _DLDataType, name: str) -> int:
         if dt.code == _kDLBfloat and dt.bits == 16:
             return _lib.DTYPE_BF16
     raise _lib.error(_lib.STATUS_DTYPE_MISMATCH,
-                     f"{name} has DLPack dtype (code {dt.code}, bits {dt.bits}, lanes {dt.lanes}); flashport takes "
-                     "float32, float16 or bfloat16")
+                     f"{name} has dtype {dtype_name(dt.code, dt.bits, dt.lanes)}; flashport takes float32, float16 "
+                     "or bfloat16")
 
 
 def device_of(obj) -> tuple:

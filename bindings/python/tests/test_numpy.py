@@ -252,6 +252,31 @@ def test_python_side_errors():
         flashport.attention(q, k, v, window=3)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.int64, np.uint8, np.bool_, np.complex64])
+def test_unsupported_dtypes_are_named(dtype):
+    rng = np.random.default_rng(11)
+    q, k, v = _inputs(rng, (1, 4, 4, 2, 2, 8, 8), np.float32)
+    name = np.dtype(dtype).name
+    for args, which in (((q.astype(dtype), k, v), "q"), ((q, k, v.astype(dtype)), "v")):
+        with pytest.raises(flashport.FlashportError) as info:
+            flashport.attention(*args)
+        assert info.value.status == 13
+        assert info.value.message == f"{which} has dtype {name}; flashport takes float32, float16 or bfloat16"
+    out = _sentinel_out(q.shape).astype(dtype)
+    with pytest.raises(flashport.FlashportError, match=f"out has dtype {name};"):
+        flashport.attention(q, k, v, out=out)
+
+
+def test_dlpack_dtype_names():
+    assert _dlpack.dtype_name(2, 64) == "float64"
+    assert _dlpack.dtype_name(0, 32) == "int32"
+    assert _dlpack.dtype_name(1, 8) == "uint8"
+    assert _dlpack.dtype_name(4, 16) == "bfloat16"
+    assert _dlpack.dtype_name(10, 8) == "float8_e4m3fn"
+    assert _dlpack.dtype_name(2, 32, 4) == "float32x4"
+    assert _dlpack.dtype_name(99, 24) == "DLPack type code 99 (24 bits)"
+
+
 def test_read_only_out_is_refused():
     rng = np.random.default_rng(9)
     q, k, v = _inputs(rng, (1, 4, 4, 2, 2, 8, 8), np.float32)

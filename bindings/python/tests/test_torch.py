@@ -99,8 +99,25 @@ def test_errors_raise_and_write_nothing(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_custom_op_registration_passes_opcheck(device):
     q, k, v = _qkv(device, _dtypes(device)[0], sq=8, skv=8, requires_grad=True)
-    args = (q, k, v, True, -1, -1, 0.0, 0.0, "bottom_right", None)
-    torch.library.opcheck(torch.ops.flashport.attention_forward.default, args)
+    options = (True, -1, -1, 0.0, 0.0, "bottom_right", None)
+    torch.library.opcheck(torch.ops.flashport.attention_forward.default, (q, k, v) + options)
+    with torch.no_grad():
+        out, lse = flashport.torch.attention(q, k, v, causal=True, return_lse=True)
+        dout = torch.randn_like(out)
+    q, k, v = (t.detach() for t in (q, k, v))
+    torch.library.opcheck(torch.ops.flashport.attention_forward_out.default,
+                          (q, k, v, torch.empty_like(out)) + options)
+    torch.library.opcheck(torch.ops.flashport.attention_backward.default,
+                          (dout, q, k, v, out, lse) + options + (True,))
+    grads = tuple(torch.empty_like(t) for t in (q, k, v))
+    torch.library.opcheck(torch.ops.flashport.attention_backward_out.default,
+                          (dout, q, k, v, out, lse) + grads + options + (True,))
+
+
+def _compile_backends(device):
+    # aot_eager traces through the fake kernels and the autograd formula without needing a C++ toolchain;
+    # on CUDA, inductor compiles the rest of the graph around the op.
+    return ["aot_eager"] + (["inductor"] if device == "cuda" else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -112,15 +129,121 @@ def test_torch_compile(device):
         return (flashport.torch.attention(q, k, v, causal=True) ** 2).sum()
 
     eager = torch.autograd.grad(loss_fn(q, k, v), (q, k, v))
-    # aot_eager traces through the fake kernels and the autograd formula without needing a C++ toolchain;
-    # on CUDA, inductor compiles the rest of the graph around the op.
-    backends = ["aot_eager"] + (["inductor"] if device == "cuda" else [])
-    for backend in backends:
+    for backend in _compile_backends(device):
         torch._dynamo.reset()
         compiled = torch.compile(loss_fn, backend=backend, fullgraph=True)
         grads = torch.autograd.grad(compiled(q, k, v), (q, k, v))
         for a, b in zip(grads, eager):
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("entry", ["flashport.attention", "flashport.torch.attention"])
+@pytest.mark.parametrize("mode", ["no grad required", "torch.no_grad", "inference_mode", "grad"])
+def test_torch_compile_inference(device, entry, mode):
+    # Compiled inference: tensors that do not require grad, or under no_grad / inference_mode. The op's results are
+    # the eager ones bit for bit (the same kernel on the same inputs).
+    fn = flashport.attention if entry == "flashport.attention" else flashport.torch.attention
+    q, k, v = _qkv(device, _dtypes(device)[0], requires_grad=(mode != "no grad required"))
+    context = {"torch.no_grad": torch.no_grad, "inference_mode": torch.inference_mode}.get(mode, torch.enable_grad)
+
+    def run(q, k, v):
+        return fn(q, k, v, causal=True, window=(5, -1), return_lse=True)
+
+    with context():
+        eager_out, eager_lse = run(q, k, v)
+    for backend in _compile_backends(device):
+        torch._dynamo.reset()
+        compiled = torch.compile(run, backend=backend, fullgraph=True)
+        with context():
+            out, lse = compiled(q, k, v)
+        assert torch.equal(out, eager_out) and torch.equal(lse, eager_lse), backend
+        assert out.requires_grad == (mode == "grad") and not lse.requires_grad
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_out_and_attention_backward(device):
+    # The out= / dq= forms and attention_backward go through the mutating and functional custom ops, so they compile
+    # as well.
+    dtype = _dtypes(device)[0]
+    q, k, v = _qkv(device, dtype)
+    dout = torch.randn(2, 19, 4, 32, generator=torch.Generator().manual_seed(3)).to(device, dtype)
+
+    def run(q, k, v, dout, out, dk):
+        _, lse = flashport.attention(q, k, v, causal=True, out=out, return_lse=True)
+        dq, _, dv = flashport.attention_backward(dout, q, k, v, out, lse, causal=True, dk=dk, deterministic=True)
+        grads = flashport.attention_backward(dout, q, k, v, out, lse, causal=True, deterministic=True)
+        return lse, dq, dv, grads
+
+    eager_out, eager_dk = torch.empty_like(q), torch.empty_like(k)
+    eager = run(q, k, v, dout, eager_out, eager_dk)
+    for backend in _compile_backends(device):
+        torch._dynamo.reset()
+        out, dk = torch.full_like(q, 7.0), torch.full_like(k, 7.0)
+        lse, dq, dv, grads = torch.compile(run, backend=backend, fullgraph=True)(q, k, v, dout, out, dk)
+        assert torch.equal(out, eager_out) and torch.equal(lse, eager[0]), backend
+        for a, b in zip((dq, dk, dv) + grads, (eager[1], eager_dk, eager[2]) + eager[3]):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_lse_is_not_differentiable(device):
+    # The C API has no gradient with respect to lse: autograd must refuse lse.backward() rather than return zeros,
+    # and returning lse must not change out's gradients.
+    dtype = _dtypes(device)[0]
+    q, k, v = _qkv(device, dtype, requires_grad=True)
+    out, lse = flashport.attention(q, k, v, causal=True, return_lse=True)
+    assert out.requires_grad and not lse.requires_grad and lse.grad_fn is None
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        lse.sum().backward()
+    dout = torch.randn(out.shape, generator=torch.Generator().manual_seed(4)).to(device, dtype)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with_lse = torch.autograd.grad((out * dout).sum(), (q, k, v))
+        without = torch.autograd.grad((flashport.attention(q, k, v, causal=True) * dout).sum(), (q, k, v))
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    expected = reference.backward(_numpy(dout), _numpy(q), _numpy(k), _numpy(v), causal=True)
+    for a, b, want, name in zip(with_lse, without, expected, "qkv"):
+        assert torch.equal(a, b), f"d{name} changed when lse is returned"
+        _close(a, want, TOLERANCE[dtype][1], f"d{name}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mixed_frameworks_are_refused(device):
+    dtype = _dtypes(device)[0]
+    q, k, v = _qkv(device, dtype)
+    kn, vn = (t.cpu().float().numpy() for t in (k, v))
+    with pytest.raises(flashport.FlashportError) as info:
+        flashport.attention(q, kn, vn)
+    assert info.value.status == 10
+    assert "q is torch.Tensor, k is numpy.ndarray, v is numpy.ndarray" in info.value.message
+    with pytest.raises(flashport.FlashportError, match="q is numpy.ndarray, k is torch.Tensor"):
+        flashport.attention(q.cpu().float().numpy(), k, v)
+    with pytest.raises(flashport.FlashportError, match="out is numpy.ndarray"):
+        flashport.attention(q, k, v, out=np.zeros((2, 19, 4, 32), np.float32))
+    with pytest.raises(flashport.FlashportError, match="k is numpy.ndarray"):
+        flashport.torch.attention(q, kn, v)
+    with pytest.raises(flashport.FlashportError, match="q is numpy.ndarray"):
+        flashport.torch.attention(*(t.cpu().float().numpy() for t in (q, k, v)))
+    out, lse = flashport.attention(q, k, v, return_lse=True)
+    with pytest.raises(flashport.FlashportError, match="lse is numpy.ndarray"):
+        flashport.attention_backward(out, q, k, v, out, lse.cpu().numpy())
+    q.requires_grad_()  # the autograd route checks too, before any tensor reaches the op
+    with pytest.raises(flashport.FlashportError, match="v is numpy.ndarray"):
+        flashport.attention(q, k, vn)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int32, torch.bool])
+def test_unsupported_dtypes_are_named(device, dtype):
+    q, k, v = _qkv(device, _dtypes(device)[0])
+    name = str(dtype).replace("torch.", "")
+    with pytest.raises(flashport.FlashportError) as info:
+        flashport.attention(q, k.to(dtype), v)
+    assert info.value.status == 13
+    assert info.value.message == f"k has dtype {name}; flashport takes float32, float16 or bfloat16"
 
 
 @pytest.mark.skipif("cuda" not in DEVICES or not torch.cuda.is_available(), reason="needs CUDA")
