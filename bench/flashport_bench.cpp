@@ -788,7 +788,11 @@ int list_backends() {
     flashport_backend_info info;
     flashport_backend_info_init(&info);
     if (flashport_backend_info_get(i, &info) != FLASHPORT_STATUS_OK) continue;
-    std::printf("%-10s %-6d %-9s %-7d %s%s%s\n", info.name, info.device_type, info.available ? "yes" : "no",
+    const char* device = info.device_type == FLASHPORT_DEVICE_CPU    ? "cpu"
+                         : info.device_type == FLASHPORT_DEVICE_CUDA ? "cuda"
+                         : info.device_type == FLASHPORT_DEVICE_ROCM ? "rocm"
+                                                                     : "?";
+    std::printf("%-10s %-6s %-9s %-7d %s%s%s\n", info.name, device, info.available ? "yes" : "no",
                 info.device_count, info.status_message != nullptr ? info.status_message : "",
                 info.module_path != nullptr && info.module_path[0] != '\0' ? "  " : "",
                 info.module_path != nullptr ? info.module_path : "");
