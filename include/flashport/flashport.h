@@ -287,6 +287,14 @@ typedef struct flashport_backward_args {
   const char* backend;     /**< as in forward */
   int32_t deterministic;   /**< 1 = bitwise-identical results run to run and across thread counts (may be slower);
                                 0 (default) = the fastest order of accumulation */
+  flashport_tensor dlse;   /**< optional input: the gradient of the loss with respect to lse, so that an lse handed
+                                to autograd is differentiable. F32 {B, Hq, Sq, 1} like lse, any strides, on the
+                                same device. data == NULL (the default, and what a caller built against an older
+                                header gets) means absent, i.e. zero. With dlse the gradients are those of
+                                loss(out, lse): dS = P ∘ (dP - (D - dlse)) with D_i = rowsum(dout_i ∘ out_i).
+                                Rows with lse = -inf (fully masked) get zero gradients for any finite dlse.
+                                Backends whose kernels do not take it decline the request with that reason
+                                (FLASHPORT_STATUS_NO_BACKEND); docs/inference.md lists them. (since v0.2) */
 } flashport_backward_args;
 
 /** As flashport_forward_args_init_sized(), for the backward arguments. (since v0.1) */

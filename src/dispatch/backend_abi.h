@@ -27,7 +27,7 @@ extern "C" {
  *  a field of flashport_problem would silently ignore it (and compute something else), and the core cannot tell how
  *  long an older module's backend table is. The modules are built with the core from this repository, so a bump
  *  only asks to rebuild them; an older module is listed as unavailable with the reason.
- *  2: flashport_combine_problem and the combine_supports / combine_run slots. */
+ *  2: flashport_problem.dlse, flashport_combine_problem and the combine_supports / combine_run slots. */
 #define FLASHPORT_MODULE_ABI_VERSION 2
 
 /** Name of the one function a backend module exports. */
@@ -87,6 +87,10 @@ typedef struct flashport_problem {
   void* stream;          /**< caller's GPU stream or NULL */
   void* workspace;       /**< caller's workspace or NULL */
   size_t workspace_size;
+
+  /* backward only */
+  flashport_operand dlse; /**< optional input, lse strides; data NULL = absent (zero). A backend that cannot add it
+                               to the row sums declines in supports() with "dlse not supported by this backend yet" */
 } flashport_problem;
 
 /**

@@ -370,6 +370,8 @@ Request validate_backward(const flashport_backward_args* in, DataPointers data) 
       {"dk", &a.dk, kKLayout, Role::output, &p.dk, ""},
       {"dv", &a.dv, kVLayout, Role::output, &p.dv, ""},
   });
+  // dlse is optional: data == NULL means absent (zero), and then its other fields are not looked at.
+  if (a.dlse.data != nullptr) ops.push_back({"dlse", &a.dlse, kLseLayout, Role::input, &p.dlse, ""});
   return finish(a, ops, options_of(a, a.deterministic), data, r, FLASHPORT_DIRECTION_BACKWARD);
 }
 
