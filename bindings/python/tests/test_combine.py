@@ -205,3 +205,29 @@ def test_combine_torch_tensors():
         flashport.combine(leaf, lses)
     with torch.no_grad():
         flashport.combine(leaf, lses)
+
+
+def test_an_older_library_without_combine_still_loads_and_combine_says_why(monkeypatch):
+    """A libflashport.so.1 of v0.1 has every function but flashport_combine: loading it must work (attention does),
+    and combine must raise a FlashportError naming the missing function and the loaded version."""
+    from types import SimpleNamespace
+
+    from flashport import _lib
+
+    class OldLibrary:
+        def __init__(self):
+            for name in ("flashport_version", "flashport_abi_version", "flashport_status_string",
+                         "flashport_last_error", "flashport_forward", "flashport_forward_workspace_size",
+                         "flashport_backward", "flashport_backward_workspace_size", "flashport_backend_count",
+                         "flashport_backend_info_get"):
+                setattr(self, name, SimpleNamespace())
+            self.flashport_version_string = lambda: b"0.1.0"
+
+    old = OldLibrary()
+    _lib._declare(old)  # no AttributeError for the missing flashport_combine
+    assert old.flashport_forward.argtypes == [_lib.ctypes.POINTER(_lib.ForwardArgs)]
+    monkeypatch.setattr(_lib, "_lib", old)
+    with pytest.raises(flashport.FlashportError) as e:
+        flashport.combine([np.zeros((1, 1, 1, 4), np.float32)], [np.zeros((1, 1, 1), np.float32)])
+    assert e.value.status_name == "FLASHPORT_STATUS_UNSUPPORTED"
+    assert "flashport_combine is missing from the loaded libflashport 0.1.0" in e.value.message
