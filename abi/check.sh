@@ -103,7 +103,12 @@ self_test() {
   # 4. Case 1 with the SONAME bumped: must pass.
   local next_soname="libflashport.so.$(( $(soname_of "$base" | sed 's/.*\.so\.//') + 1 ))"
   sed "s/soname='[^']*'/soname='$next_soname'/" "$tmp/removed.abi" >"$tmp/bumped.abi"
-  for case in removed:1 middle:1 appended:0 bumped:0; do
+  # 5. An exported function added (a copy of $fn under a new name, symbol and declaration): must pass.
+  awk "/<elf-symbol name='$fn' /{print; sub(/name='$fn'/, \"name='${fn}_added'\")}
+       /<function-decl name='$fn' /{copy=1; buf=\"\"} copy{buf=buf \$0 \"\\n\"}
+       {print} copy && /<\\/function-decl>/{copy=0; gsub(/$fn/, \"${fn}_added\", buf); printf \"%s\", buf}" \
+      "$base" >"$tmp/added.abi"
+  for case in removed:1 middle:1 appended:0 bumped:0 added:0; do
     local name=${case%:*} want=${case#*:} got=0
     cmp -s "$base" "$tmp/$name.abi" && { echo "self-test: edit '$name' changed nothing" >&2; failures=1; continue; }
     compare "$tmp/$name.abi" >"$tmp/$name.log" 2>&1 || got=$?

@@ -95,7 +95,7 @@ struct ThreadCountGuard {
 
 }  // namespace
 
-TEST_CASE("reference backward matches finite differences; cpu fp32 backward matches the reference") {
+TEST_CASE("reference backward matches finite differences, and cpu fp32 backward matches the reference") {
   auto memory = host_memory();
   for (const fc::Case& c : small_gradient_cases()) {
     CAPTURE(c.describe());

@@ -287,6 +287,14 @@ typedef struct flashport_backward_args {
   const char* backend;     /**< as in forward */
   int32_t deterministic;   /**< 1 = bitwise-identical results run to run and across thread counts (may be slower);
                                 0 (default) = the fastest order of accumulation */
+  flashport_tensor dlse;   /**< optional input: the gradient of the loss with respect to lse, so that an lse handed
+                                to autograd is differentiable. F32 {B, Hq, Sq, 1} like lse, any strides, on the
+                                same device. data == NULL (the default, and what a caller built against an older
+                                header gets) means absent, i.e. zero. With dlse the gradients are those of
+                                loss(out, lse): dS = P ∘ (dP - (D - dlse)) with D_i = rowsum(dout_i ∘ out_i).
+                                Rows with lse = -inf (fully masked) get zero gradients for any finite dlse.
+                                Backends whose kernels do not take it decline the request with that reason
+                                (FLASHPORT_STATUS_NO_BACKEND); docs/inference.md lists them. (since v0.2) */
 } flashport_backward_args;
 
 /** As flashport_forward_args_init_sized(), for the backward arguments. (since v0.1) */
@@ -302,6 +310,72 @@ FLASHPORT_API flashport_status flashport_backward(const flashport_backward_args*
  *  (since v0.1) */
 FLASHPORT_API flashport_status flashport_backward_workspace_size(const flashport_backward_args* args,
                                                                  size_t* bytes);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Combine
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/**
+ * Arguments of flashport_combine(). Call flashport_combine_args_init() first. (since v0.2)
+ *
+ * Part i is (parts_out[i], parts_lse[i]): the out and lse of attention of the same queries over a subset K_i of the
+ * keys: a chunk of a split KV range (split-KV / flash-decoding), the shared prefix or a sequence's own suffix
+ * (cascade attention), the keys held by another rank (context parallelism). When the K_i are disjoint and cover
+ * every key, combining gives attention over all of them. For every (batch, head, query row), with natural logs:
+ *
+ *     lse = log(sum_i exp(lse_i))
+ *     out = sum_i exp(lse_i - lse) * out_i
+ *
+ * computed in fp32, the largest lse_i subtracted before exp (no overflow for any finite lse_i), then out rounded
+ * to its dtype:
+ *   - a part with lse_i = -inf (it saw no key of the row) contributes nothing, whatever its out_i holds;
+ *   - when every lse_i is -inf (a fully masked row), out = 0 and lse = -inf, as the forward gives;
+ *   - NaN propagates: a NaN lse_i makes that row's out and lse NaN; a NaN (or Inf) in out_i of a part whose
+ *     lse_i > -inf reaches out (a contributing part is always multiplied in, even with a weight that underflows to
+ *     0). An lse_i of +inf (no forward produces one) makes the row NaN.
+ *
+ * Shapes (B batch, Sq query rows, Hq query heads, Dv value head dim, any Dv >= 1):
+ *   parts_out[i] [B, Sq, Hq, Dv]   parts_lse[i] F32 {B, Hq, Sq, 1}   (i = 0 .. num_parts - 1)
+ *   out [B, Sq, Hq, Dv]             lse (optional) F32 {B, Hq, Sq, 1}
+ * Every parts_out[i] has one dtype; out may have another (F32 partial results combined into a BF16 out is the
+ * usual split-KV setup). All tensors are on one device. Any strides; parts may share memory with each other (e.g.
+ * views of one stacked [num_parts, B, Sq, Hq, Dv] buffer), but out and lse must not overlap any part or each other.
+ *
+ * Why arrays of tensors rather than one stacked tensor: parts usually come from separate calls and buffers (the
+ * prefix and the suffix of cascade attention, another rank's result), an array of the existing flashport_tensor
+ * describes separate buffers and views into one stacked buffer alike without a rank-5 tensor type, and every FFI
+ * passes an array of structs directly (a C array, a ctypes array, a Rust slice's pointer).
+ *
+ * No workspace argument: each output row is one pass over the parts that needs no scratch memory on the device (the
+ * CPU backend keeps a row's fp32 accumulator in a small host buffer per thread). Backends that do not implement
+ * combine decline with that reason (FLASHPORT_STATUS_NO_BACKEND); docs/inference.md lists which do.
+ */
+typedef struct flashport_combine_args {
+  size_t struct_size;                 /**< sizeof(flashport_combine_args); set by flashport_combine_args_init() */
+  int64_t num_parts;                  /**< number of parts, >= 1; 0 (the default) is refused */
+  const flashport_tensor* parts_out;  /**< array of num_parts input tensors [B, Sq, Hq, Dv]. The array and the
+                                           tensors' memory are borrowed for the duration of the call (on GPU
+                                           backends the tensors' memory until the work queued on `stream` has
+                                           finished); the array itself may be freed as soon as the call returns */
+  const flashport_tensor* parts_lse;  /**< array of num_parts input tensors, F32 {B, Hq, Sq, 1}; borrowed likewise */
+  flashport_tensor out;               /**< output [B, Sq, Hq, Dv], written in its dtype; overwritten, not accumulated */
+  flashport_tensor lse;               /**< optional output, F32 {B, Hq, Sq, 1}: data == NULL (the default) means
+                                           "not requested" */
+  void* stream;                       /**< as in forward */
+  const char* backend;                /**< as in forward */
+} flashport_combine_args;
+
+/** As flashport_forward_args_init_sized(), for the combine arguments: num_parts 0, both arrays NULL, every tensor
+ *  absent, no stream, no forced backend. (since v0.2) */
+FLASHPORT_API void flashport_combine_args_init_sized(flashport_combine_args* args, size_t struct_size);
+
+/** flashport_combine_args_init(&args): initialise with the caller's sizeof. (since v0.2) */
+#define flashport_combine_args_init(args) flashport_combine_args_init_sized((args), sizeof(*(args)))
+
+/** Merge the parts into out (and lse when requested). Same error, threading and asynchrony rules as
+ *  flashport_forward(): on error nothing is written and flashport_last_error() names the argument, e.g.
+ *  "parts_lse[2].shape[2] (seqlen_q = 7) differs from parts_out[0].shape[1] (seqlen_q = 8)". (since v0.2) */
+FLASHPORT_API flashport_status flashport_combine(const flashport_combine_args* args);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Backends

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <new>
 
+#include "cpu/cpu_combine.h"
 #include "cpu/cpu_kernels.h"
 
 namespace {
@@ -72,6 +73,28 @@ int32_t cpu_run(const flashport_problem* p, char* err, size_t err_len) {
   return FLASHPORT_STATUS_OK;
 }
 
+// Every validated combine on host tensors: any dtype pair, any strides, any head dim and part count.
+int32_t cpu_combine_supports(const flashport_combine_problem* p, char* why, size_t why_len) {
+  if (p->device_type != FLASHPORT_DEVICE_CPU) {
+    write_message(why, why_len, "the cpu backend runs host tensors only");
+    return 0;
+  }
+  return 1;
+}
+
+int32_t cpu_combine_run(const flashport_combine_problem* p, char* err, size_t err_len) {
+  try {
+    flashport::cpu::combine(*p);
+  } catch (const std::bad_alloc&) {
+    write_message(err, err_len, "cpu backend: out of host memory for its scratch buffers");
+    return FLASHPORT_STATUS_OUT_OF_MEMORY;
+  } catch (...) {
+    write_message(err, err_len, "cpu backend: unexpected exception");
+    return FLASHPORT_STATUS_INTERNAL;
+  }
+  return FLASHPORT_STATUS_OK;
+}
+
 const flashport_backend_iface kCpuIface = {
     /* .name = */ "cpu",
     /* .device_type = */ FLASHPORT_DEVICE_CPU,
@@ -84,6 +107,8 @@ const flashport_backend_iface kCpuIface = {
     /* .mem_free = */ nullptr,
     /* .mem_copy = */ nullptr,
     /* .synchronize = */ nullptr,
+    /* .combine_supports = */ cpu_combine_supports,
+    /* .combine_run = */ cpu_combine_run,
 };
 
 }  // namespace

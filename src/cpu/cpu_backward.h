@@ -119,16 +119,19 @@ void backward(const flashport_problem& p) {
   }
   const bool single_pass = !dq_all.empty();
 
-  // Delta.
+  // Delta, less dlse when given: the gradient of lse adds dlse_i·P_ij to dS_ij, i.e. dS = P ∘ (dP - (D - dlse)).
   parallel_tasks(B * Hq, [&](int64_t task, int) {
     const int64_t b = task / Hq, h = task % Hq;
     float* delta = delta_all.data() + task * Sq;
+    const float* dlse = p.dlse.data == nullptr ? nullptr
+                                               : static_cast<const float*>(p.dlse.data) + b * p.dlse.stride[0] +
+                                                     h * p.dlse.stride[1];
     for (int64_t i = 0; i < Sq; ++i) {
       const T* o = out.row(b, i, h);
       const T* g = dout.row(b, i, h);
       float sum = 0.0f;
       for (int64_t d = 0; d < Dv; ++d) sum += to_float(o[d * out.sd]) * to_float(g[d * dout.sd]);
-      delta[i] = sum;
+      delta[i] = dlse == nullptr ? sum : sum - dlse[i * p.dlse.stride[2]];
     }
   });
 

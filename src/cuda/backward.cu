@@ -159,6 +159,10 @@ struct CudaLauncher {
 };
 
 int32_t supports_variant(const flashport_problem* p, bool fma, char* why, size_t why_len) {
+  if (p->dlse.data != nullptr) {  // the preprocess kernel's row sums do not take the lse gradient yet
+    say(why, why_len, "dlse not supported by this backend yet");
+    return 0;
+  }
   const Selection s = select_backward(p, fma, why, why_len);
   if (s.main == nullptr) return 0;
   return fk::bwd_check_grids(*p, s.shape, "CUDA", why, why_len) ? 1 : 0;

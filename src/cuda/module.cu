@@ -365,6 +365,8 @@ const flashport_backend_iface kBackends[] = {{
     /* .mem_free = */ mem_free,
     /* .mem_copy = */ mem_copy,
     /* .synchronize = */ synchronize,
+    /* .combine_supports = */ nullptr,  // combine not implemented yet: reported as such, never called
+    /* .combine_run = */ nullptr,
 }, {
     // Listed after "cuda": requests on CUDA tensors go to the first backend that accepts them, and cuda-fma accepts
     // nothing that cuda declines, so it runs only when forced by name.
@@ -380,6 +382,8 @@ const flashport_backend_iface kBackends[] = {{
     /* .mem_free = */ mem_free,
     /* .mem_copy = */ mem_copy,
     /* .synchronize = */ synchronize,
+    /* .combine_supports = */ nullptr,  // combine not implemented yet: reported as such, never called
+    /* .combine_run = */ nullptr,
 }};
 
 }  // namespace

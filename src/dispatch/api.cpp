@@ -117,6 +117,18 @@ flashport_status flashport_backward_workspace_size(const flashport_backward_args
   return workspace_query(args, bytes, validate_backward);
 }
 
+void flashport_combine_args_init_sized(flashport_combine_args* args, size_t struct_size) {
+  init_sized(args, struct_size, flashport_combine_args{});  // every default is zero / NULL
+}
+
+flashport_status flashport_combine(const flashport_combine_args* args) {
+  return guarded([&] {
+    CombineRequest r;
+    validate_combine(args, &r);
+    return run_combine(r);
+  });
+}
+
 void flashport_backend_info_init_sized(flashport_backend_info* info, size_t struct_size) {
   init_sized(info, struct_size, flashport_backend_info{});
 }

@@ -23,8 +23,12 @@
 extern "C" {
 #endif
 
-/** Bumped on any change to the structs or function tables below. Exact match required. */
-#define FLASHPORT_MODULE_ABI_VERSION 1
+/** Bumped on any change to the structs or function tables below. Exact match required: a module that does not know
+ *  a field of flashport_problem would silently ignore it (and compute something else), and the core cannot tell how
+ *  long an older module's backend table is. The modules are built with the core from this repository, so a bump
+ *  only asks to rebuild them; an older module is listed as unavailable with the reason.
+ *  2: flashport_problem.dlse, flashport_combine_problem and the combine_supports / combine_run slots. */
+#define FLASHPORT_MODULE_ABI_VERSION 2
 
 /** Name of the one function a backend module exports. */
 #define FLASHPORT_MODULE_INIT_SYMBOL "flashport_module_init"
@@ -83,7 +87,37 @@ typedef struct flashport_problem {
   void* stream;          /**< caller's GPU stream or NULL */
   void* workspace;       /**< caller's workspace or NULL */
   size_t workspace_size;
+
+  /* backward only */
+  flashport_operand dlse; /**< optional input, lse strides; data NULL = absent (zero). A backend that cannot add it
+                               to the row sums declines in supports() with "dlse not supported by this backend yet" */
 } flashport_problem;
+
+/**
+ * A fully validated flashport_combine() request (see the public header for the semantics). num_parts >= 1, sizes
+ * positive, every operand on (device_type, device_id), parts_lse / lse F32, outputs overlap nothing. The two arrays
+ * belong to the core and are valid during supports and run only: a GPU backend copies what it needs (into kernel
+ * parameters) before run returns.
+ */
+typedef struct flashport_combine_problem {
+  int32_t part_dtype;    /**< flashport_dtype of every parts_out[i] */
+  int32_t out_dtype;     /**< flashport_dtype of out (may differ from part_dtype) */
+  int32_t device_type;   /**< flashport_device_type */
+  int32_t device_id;
+
+  int64_t num_parts;
+  int64_t batch;
+  int64_t seqlen_q;
+  int64_t heads_q;
+  int64_t head_dim_v;    /**< any size >= 1: no head-dim limit is imposed on combine by the validation */
+
+  const flashport_operand* parts_out; /**< num_parts operands, [batch, seqlen, heads, dim] strides */
+  const flashport_operand* parts_lse; /**< num_parts operands, lse strides [batch, heads, seqlen, unused] */
+  flashport_operand out;
+  flashport_operand lse;              /**< data NULL = not requested */
+
+  void* stream;          /**< caller's GPU stream or NULL */
+} flashport_combine_problem;
 
 /**
  * One backend. Every slot is required unless marked (optional). `why`/`err` buffers are written with a
@@ -121,6 +155,14 @@ typedef struct flashport_backend_iface {
   /* .synchronize = */ /** (optional) Wait for all work on stream (NULL = default stream) and report any
                            asynchronous error raised by it. */
   int32_t (*synchronize)(int32_t device_id, void* stream, char* err, size_t err_len);
+
+  /* flashport_combine(). Both slots or neither: a backend without them is reported as not implementing combine
+   * (the request goes to the next backend, or fails with NO_BACKEND and that reason); a table with only one of them
+   * is refused at registration. Combine needs no workspace. */
+  /* .combine_supports = */ /** (optional) As supports(), for a combine request. */
+  int32_t (*combine_supports)(const flashport_combine_problem* p, char* why, size_t why_len);
+  /* .combine_run = */ /** (optional) As run(), for a combine request. */
+  int32_t (*combine_run)(const flashport_combine_problem* p, char* err, size_t err_len);
 } flashport_backend_iface;
 
 /** What a module hands the core. */

@@ -1,5 +1,6 @@
 #include "dispatch/dispatch.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -8,14 +9,36 @@
 namespace flashport {
 namespace {
 
-// Empty when e can run p, else why not.
-std::string decline_reason(const BackendEntry& e, const flashport_problem& p) {
+// Where a request runs and how to ask a backend whether it can: the one selection serves attention and combine.
+struct Target {
+  int32_t device_type;
+  int32_t device_id;
+  const char* forced;  // args->backend
+  // 1 when the backend's table can run the request, else 0 with the reason in why (supports() or combine_supports()).
+  int32_t (*supports)(const BackendEntry& e, const void* problem, char* why, size_t why_len);
+  const void* problem;
+};
+
+int32_t attention_supports(const BackendEntry& e, const void* problem, char* why, size_t why_len) {
+  return e.iface->supports(static_cast<const flashport_problem*>(problem), why, why_len);
+}
+
+int32_t combine_supports(const BackendEntry& e, const void* problem, char* why, size_t why_len) {
+  if (e.iface->combine_supports == nullptr || e.iface->combine_run == nullptr) {
+    std::snprintf(why, why_len, "combine is not implemented by this backend yet");
+    return 0;
+  }
+  return e.iface->combine_supports(static_cast<const flashport_combine_problem*>(problem), why, why_len);
+}
+
+// Empty when e can run the request, else why not.
+std::string decline_reason(const BackendEntry& e, const Target& t) {
   if (!e.available()) return e.status_message;
-  if (e.device_type != p.device_type) return cat("it runs ", device_type_name(e.device_type), " tensors");
-  if (p.device_id >= e.device_count)
-    return cat("device ", p.device_id, " requested but it has ", e.device_count, " usable device(s)");
+  if (e.device_type != t.device_type) return cat("it runs ", device_type_name(e.device_type), " tensors");
+  if (t.device_id >= e.device_count)
+    return cat("device ", t.device_id, " requested but it has ", e.device_count, " usable device(s)");
   char why[FLASHPORT_MESSAGE_CAPACITY] = {};
-  if (e.iface->supports(&p, why, sizeof why) != 0) return "";
+  if (t.supports(e, t.problem, why, sizeof why) != 0) return "";
   why[sizeof why - 1] = '\0';
   return why[0] != '\0' ? std::string(why) : std::string("supports() declined without a reason");
 }
@@ -26,15 +49,15 @@ std::string known_names() {
   return names;
 }
 
-std::string request_place(const flashport_problem& p) {
-  return cat("no backend can run this request on ", device_type_name(p.device_type), " device ", p.device_id, ": ");
+std::string request_place(const Target& t) {
+  return cat("no backend can run this request on ", device_type_name(t.device_type), " device ", t.device_id, ": ");
 }
 
-}  // namespace
-
-const BackendEntry& select_backend(const Request& r) {
-  const flashport_problem& p = r.problem;
-  const char* forced = r.backend;
+// The forced backend (t.forced, else env FLASHPORT_BACKEND, read on every call) if it can, else the first registered
+// backend of the tensors' device type that is available and supports the request. Throws NO_BACKEND /
+// BACKEND_UNAVAILABLE with every backend asked and why it declined.
+const BackendEntry& select(const Target& t) {
+  const char* forced = t.forced;
   const char* source = "args->backend";
   if (forced == nullptr) {
     forced = std::getenv("FLASHPORT_BACKEND");
@@ -49,20 +72,37 @@ const BackendEntry& select_backend(const Request& r) {
     if (!e->available())
       fail(FLASHPORT_STATUS_BACKEND_UNAVAILABLE, "backend \"", forced, "\" (forced by ", source,
            ") is unavailable: ", e->status_message);
-    const std::string why = decline_reason(*e, p);
+    const std::string why = decline_reason(*e, t);
     if (!why.empty())
-      fail(FLASHPORT_STATUS_NO_BACKEND, request_place(p), "\"", e->name, "\" (forced by ", source, "): ", why);
+      fail(FLASHPORT_STATUS_NO_BACKEND, request_place(t), "\"", e->name, "\" (forced by ", source, "): ", why);
     return *e;
   }
   std::string reasons;
   for (const BackendEntry& e : registry()) {
-    if (e.device_type != p.device_type) continue;
-    const std::string why = decline_reason(e, p);
+    if (e.device_type != t.device_type) continue;
+    const std::string why = decline_reason(e, t);
     if (why.empty()) return e;
     reasons += cat(reasons.empty() ? "" : "; ", e.name, ": ", why);
   }
-  fail(FLASHPORT_STATUS_NO_BACKEND, request_place(p),
-       reasons.empty() ? cat("no backend serves ", device_type_name(p.device_type), " tensors") : reasons);
+  fail(FLASHPORT_STATUS_NO_BACKEND, request_place(t),
+       reasons.empty() ? cat("no backend serves ", device_type_name(t.device_type), " tensors") : reasons);
+}
+
+// Turns a backend's run status into the call's: OK, or a thrown Error carrying the backend's message.
+flashport_status finish_run(const BackendEntry& e, int32_t status, char* err, size_t err_len) {
+  if (status == FLASHPORT_STATUS_OK) return FLASHPORT_STATUS_OK;
+  err[err_len - 1] = '\0';
+  const std::string detail = err[0] != '\0' ? std::string(err) : std::string("failed without a message");
+  if (status_name(status) == nullptr)
+    fail(FLASHPORT_STATUS_INTERNAL, e.name, ": ", detail, " (the backend returned unknown status ", status, ")");
+  fail(static_cast<flashport_status>(status), e.name, ": ", detail);
+}
+
+}  // namespace
+
+const BackendEntry& select_backend(const Request& r) {
+  const flashport_problem& p = r.problem;
+  return select(Target{p.device_type, p.device_id, r.backend, attention_supports, &p});
 }
 
 size_t request_workspace_size(const Request& r) {
@@ -80,13 +120,14 @@ flashport_status run_request(const Request& r) {
            " needs ", need, " bytes for this request (see the *_workspace_size() query)");
   }
   char err[FLASHPORT_MESSAGE_CAPACITY] = {};
-  const int32_t status = e.iface->run(&p, err, sizeof err);
-  if (status == FLASHPORT_STATUS_OK) return FLASHPORT_STATUS_OK;
-  err[sizeof err - 1] = '\0';
-  const std::string detail = err[0] != '\0' ? std::string(err) : std::string("failed without a message");
-  if (status_name(status) == nullptr)
-    fail(FLASHPORT_STATUS_INTERNAL, e.name, ": ", detail, " (the backend returned unknown status ", status, ")");
-  fail(static_cast<flashport_status>(status), e.name, ": ", detail);
+  return finish_run(e, e.iface->run(&p, err, sizeof err), err, sizeof err);
+}
+
+flashport_status run_combine(const CombineRequest& r) {
+  const flashport_combine_problem& p = r.problem;
+  const BackendEntry& e = select(Target{p.device_type, p.device_id, r.backend, combine_supports, &p});
+  char err[FLASHPORT_MESSAGE_CAPACITY] = {};
+  return finish_run(e, e.iface->combine_run(&p, err, sizeof err), err, sizeof err);
 }
 
 }  // namespace flashport

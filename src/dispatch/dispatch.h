@@ -20,6 +20,9 @@ flashport_status run_request(const Request& r);
 // Selects a backend and returns the workspace bytes it needs for r.
 size_t request_workspace_size(const Request& r);
 
+// As run_request, for a combine: the backend is chosen the same way among those that implement combine.
+flashport_status run_combine(const CombineRequest& r);
+
 }  // namespace flashport
 
 #endif

@@ -103,6 +103,13 @@ class Builder {
       add_failure(b->name, b->device_type, module_path, cat("backend table of ", where, " has no ", missing, " slot"));
       return;
     }
+    if ((b->combine_supports == nullptr) != (b->combine_run == nullptr)) {
+      add_failure(b->name, b->device_type, module_path,
+                  cat("backend table of ", where, " has ", b->combine_run ? "combine_run" : "combine_supports",
+                      " but no ", b->combine_run ? "combine_supports" : "combine_run",
+                      " slot (combine needs both or neither)"));
+      return;
+    }
     for (const BackendEntry& e : entries) {
       if (e.name == b->name) {
         add_failure(b->name, b->device_type, module_path,

@@ -120,7 +120,7 @@ void check_agreement(const std::vector<Operand>& ops) {
   }
 }
 
-// Binds every Dim to the first operand that has it and checks that all others agree.
+// Binds every Dim to the first operand that has it and checks that all others agree. Dims no operand has stay 0.
 std::array<int64_t, kDimCount> bind_sizes(const std::vector<Operand>& ops) {
   std::array<int64_t, kDimCount> size{};
   std::array<const Operand*, kDimCount> from{};
@@ -143,6 +143,11 @@ std::array<int64_t, kDimCount> bind_sizes(const std::vector<Operand>& ops) {
       }
     }
   }
+  return size;
+}
+
+// The limits of attention's sizes (bound by bind_sizes from q, k, v, out).
+void check_attention_sizes(const std::array<int64_t, kDimCount>& size) {
   if (size[kHeadsQ] % size[kHeadsKv] != 0)
     fail(FLASHPORT_STATUS_SHAPE_MISMATCH, "k.shape[2] (heads_kv = ", size[kHeadsKv], ") does not divide q.shape[2] (heads_q = ",
          size[kHeadsQ], ")");
@@ -152,7 +157,6 @@ std::array<int64_t, kDimCount> bind_sizes(const std::vector<Operand>& ops) {
   if (size[kDimV] > kMaxHeadDim)
     fail(FLASHPORT_STATUS_UNSUPPORTED, "v.shape[3] (head_dim_v = ", size[kDimV], ") exceeds the supported maximum ",
          kMaxHeadDim);
-  return size;
 }
 
 // Every size*stride, the element count, the element extent and the byte extent fit in int64, and the byte range
@@ -231,6 +235,7 @@ void validate_common(std::vector<Operand>& ops, const Options& o, DataPointers d
   for (const Operand& op : ops) check_tensor(op, data);
   check_agreement(ops);
   const std::array<int64_t, kDimCount> size = bind_sizes(ops);
+  check_attention_sizes(size);
   for (Operand& op : ops) check_extent(op);
   check_aliasing(ops);
 
@@ -301,12 +306,12 @@ std::string device_type_name(int32_t device_type) {
 }
 
 void check_struct_size(size_t struct_size, size_t v01_size, size_t known_size, const char* what, const char* type,
-                       const char* init) {
+                       const char* init, const char* since) {
   if (struct_size == 0)
     fail(FLASHPORT_STATUS_STRUCT_SIZE, what, " is 0; call ", init, "() before filling the ", type);
   if (struct_size < v01_size)
     fail(FLASHPORT_STATUS_STRUCT_SIZE, what, " = ", struct_size, " is smaller than the smallest ", type,
-         " this library accepts (", v01_size, " bytes, the v0.1 layout)");
+         " this library accepts (", v01_size, " bytes, the ", since, " layout)");
   if (struct_size > known_size)
     fail(FLASHPORT_STATUS_STRUCT_SIZE, what, " = ", struct_size, " is larger than the ", known_size, "-byte ", type,
          " this library knows: the caller was built against a newer flashport header than this library (",
@@ -316,9 +321,9 @@ void check_struct_size(size_t struct_size, size_t v01_size, size_t known_size, c
 // The steps both directions share. The caller's struct, copied at the size it was built with (NULL refused):
 template <class Args>
 Args copy_args(const Args* in, size_t v01_size, const char* type, void (*init_sized)(Args*, size_t),
-               const char* init_name) {
+               const char* init_name, const char* since = "v0.1") {
   if (in == nullptr) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "args is NULL");
-  return versioned_copy(in, v01_size, type, init_sized, init_name);
+  return versioned_copy(in, v01_size, type, init_sized, init_name, since);
 }
 
 // q, k, v and out, the operands both directions start with, in this order. q first: every size is bound to (and
@@ -365,7 +370,91 @@ Request validate_backward(const flashport_backward_args* in, DataPointers data) 
       {"dk", &a.dk, kKLayout, Role::output, &p.dk, ""},
       {"dv", &a.dv, kVLayout, Role::output, &p.dv, ""},
   });
+  // dlse is optional: data == NULL means absent (zero), and then its other fields are not looked at.
+  if (a.dlse.data != nullptr) ops.push_back({"dlse", &a.dlse, kLseLayout, Role::input, &p.dlse, ""});
   return finish(a, ops, options_of(a, a.deterministic), data, r, FLASHPORT_DIRECTION_BACKWARD);
+}
+
+namespace {
+
+// Combine's dtype and device rules: one device for all; lse operands F32; the parts share parts_out[0]'s dtype;
+// out may have any dtype (check_tensor has checked that it is one).
+void check_combine_agreement(const std::vector<Operand>& ops, const flashport_tensor* out) {
+  const Operand& ref = ops.front();  // parts_out[0]
+  for (const Operand& op : ops) {
+    const flashport_tensor& t = *op.t;
+    if (op.layout == kLseLayout) {
+      if (t.dtype != FLASHPORT_DTYPE_F32)
+        fail(FLASHPORT_STATUS_DTYPE_MISMATCH, op.name, ".dtype = ", dtype_name(t.dtype), "; lse tensors must be F32");
+    } else if (op.t != out && t.dtype != ref.t->dtype) {
+      fail(FLASHPORT_STATUS_DTYPE_MISMATCH, op.name, ".dtype = ", dtype_name(t.dtype), " differs from ", ref.name,
+           ".dtype = ", dtype_name(ref.t->dtype), "; every parts_out tensor must have one dtype");
+    }
+    if (t.device_type != ref.t->device_type || t.device_id != ref.t->device_id)
+      fail(FLASHPORT_STATUS_DEVICE_MISMATCH, op.name, " is on ", device_name(t), " but ", ref.name, " is on ",
+           device_name(*ref.t), "; all tensors must be on one device");
+  }
+}
+
+}  // namespace
+
+void validate_combine(const flashport_combine_args* in, CombineRequest* r) {
+  const flashport_combine_args a =
+      copy_args(in, FLASHPORT_PREFIX_END(flashport_combine_args, backend), "flashport_combine_args",
+                flashport_combine_args_init_sized, "flashport_combine_args_init", "v0.2");
+  if (a.num_parts < 1) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "num_parts = ", a.num_parts, "; must be >= 1");
+  if (a.parts_out == nullptr)
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "parts_out is NULL; it must point to num_parts = ", a.num_parts,
+         " tensors");
+  if (a.parts_lse == nullptr)
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "parts_lse is NULL; it must point to num_parts = ", a.num_parts,
+         " tensors");
+  const size_t n = static_cast<size_t>(a.num_parts);
+  // Operand names point into `names`, which is complete (never reallocated) before any Operand is made.
+  std::vector<std::string> names;
+  names.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    names.push_back(cat("parts_out[", i, "]"));
+    names.push_back(cat("parts_lse[", i, "]"));
+  }
+  flashport_combine_problem& p = r->problem;
+  p = flashport_combine_problem{};
+  r->parts_out.assign(n, flashport_operand{});
+  r->parts_lse.assign(n, flashport_operand{});
+  // parts_out[0] first: every size is bound to (and reported against) it.
+  std::vector<Operand> ops;
+  ops.reserve(2 * n + 2);
+  for (size_t i = 0; i < n; ++i) {
+    ops.push_back({names[2 * i].c_str(), &a.parts_out[i], kOutLayout, Role::input, &r->parts_out[i], ""});
+    ops.push_back({names[2 * i + 1].c_str(), &a.parts_lse[i], kLseLayout, Role::input, &r->parts_lse[i], ""});
+  }
+  ops.push_back({"out", &a.out, kOutLayout, Role::output, &p.out, ""});
+  // lse is optional: data == NULL means "not requested", and then its other fields are not looked at.
+  if (a.lse.data != nullptr) ops.push_back({"lse", &a.lse, kLseLayout, Role::output, &p.lse, ""});
+
+  for (const Operand& op : ops) check_tensor(op, DataPointers::required);
+  check_combine_agreement(ops, &a.out);
+  const std::array<int64_t, kDimCount> size = bind_sizes(ops);
+  for (Operand& op : ops) check_extent(op);
+  check_aliasing(ops);
+
+  p.part_dtype = a.parts_out[0].dtype;
+  p.out_dtype = a.out.dtype;
+  p.device_type = a.out.device_type;
+  p.device_id = a.out.device_id;
+  p.num_parts = a.num_parts;
+  p.batch = size[kBatch];
+  p.seqlen_q = size[kSeqQ];
+  p.heads_q = size[kHeadsQ];
+  p.head_dim_v = size[kDimV];
+  for (const Operand& op : ops) {
+    op.dst->data = op.t->data;
+    std::copy(op.t->strides, op.t->strides + FLASHPORT_RANK, op.dst->stride);
+  }
+  p.parts_out = r->parts_out.data();
+  p.parts_lse = r->parts_lse.data();
+  p.stream = a.stream;
+  r->backend = a.backend;
 }
 
 }  // namespace flashport

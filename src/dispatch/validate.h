@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "dispatch/backend_abi.h"
 
@@ -24,20 +25,36 @@ struct Request {
 Request validate_forward(const flashport_forward_args* args, DataPointers data);
 Request validate_backward(const flashport_backward_args* args, DataPointers data);
 
-// Checks a versioned struct's struct_size: not 0, at least the v0.1 prefix, at most what this library knows.
-// `what` names the argument ("args->struct_size"), `type` the struct, `init` the function that sets it.
-void check_struct_size(size_t struct_size, size_t v01_size, size_t known_size, const char* what, const char* type,
-                       const char* init);
+// A validated flashport_combine() request. problem.parts_out / parts_lse point into the two vectors, so it is
+// filled in place and never copied.
+struct CombineRequest {
+  flashport_combine_problem problem{};
+  std::vector<flashport_operand> parts_out, parts_lse;
+  const char* backend = nullptr;  // args->backend
 
-// End of the last field of the v0.1 layout of T: the smallest struct_size accepted.
+  CombineRequest() = default;
+  CombineRequest(const CombineRequest&) = delete;
+  CombineRequest& operator=(const CombineRequest&) = delete;
+};
+
+void validate_combine(const flashport_combine_args* args, CombineRequest* r);
+
+// Checks a versioned struct's struct_size: not 0, at least its first published layout (that of version `since`), at
+// most what this library knows. `what` names the argument ("args->struct_size"), `type` the struct, `init` the
+// function that sets it.
+void check_struct_size(size_t struct_size, size_t v01_size, size_t known_size, const char* what, const char* type,
+                       const char* init, const char* since = "v0.1");
+
+// End of the last field of the first published layout of T (v0.1's for the v0.1 structs): the smallest struct_size
+// accepted.
 #define FLASHPORT_PREFIX_END(T, last_field) (offsetof(T, last_field) + sizeof(((T*)nullptr)->last_field))
 
 // Copies a caller's versioned struct into a local one that starts with every default, so a caller built against an
 // older header (smaller struct_size) gets the defaults for the fields it does not know.
 template <class T>
 T versioned_copy(const T* in, size_t v01_size, const char* type, void (*init_sized)(T*, size_t),
-                 const char* init_name) {
-  check_struct_size(in->struct_size, v01_size, sizeof(T), "args->struct_size", type, init_name);
+                 const char* init_name, const char* since = "v0.1") {
+  check_struct_size(in->struct_size, v01_size, sizeof(T), "args->struct_size", type, init_name, since);
   T local;
   init_sized(&local, sizeof(T));
   std::memcpy(static_cast<void*>(&local), static_cast<const void*>(in), in->struct_size);

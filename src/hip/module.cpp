@@ -388,6 +388,8 @@ const flashport_backend_iface kBackends[] = {{
     /* .mem_free = */ mem_free,
     /* .mem_copy = */ mem_copy,
     /* .synchronize = */ synchronize,
+    /* .combine_supports = */ nullptr,  // combine not implemented yet: reported as such, never called
+    /* .combine_run = */ nullptr,
 }};
 
 }  // namespace

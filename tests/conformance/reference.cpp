@@ -84,7 +84,7 @@ ForwardResult reference_forward(const Case& c, const std::vector<double>& q, con
 
 BackwardResult reference_backward(const Case& c, const std::vector<double>& q, const std::vector<double>& k,
                                   const std::vector<double>& v, const std::vector<double>& dout,
-                                  const Rounding& round) {
+                                  const Rounding& round, const std::vector<double>* dlse) {
   const int64_t sq = c.seqlen_q, skv = c.seqlen_kv, dqk = c.head_dim_qk, dv = c.head_dim_v;
   const Dense qd{sq, c.heads_q, dqk}, kd{skv, c.heads_kv, dqk}, od{sq, c.heads_q, dv}, vd{skv, c.heads_kv, dv};
   const double scale = c.resolved_scale();
@@ -104,6 +104,7 @@ BackwardResult reference_backward(const Case& c, const std::vector<double>& q, c
           dp[i * skv + j] = apply(round, acc);
           delta += pr.p[i * skv + j] * acc;
         }
+        if (dlse != nullptr) delta -= (*dlse)[(b * c.heads_q + h) * sq + i];  // d lse_i / d s_ij = P_ij
         for (int64_t j = 0; j < skv; ++j) {
           double g = pr.p[i * skv + j] * (dp[i * skv + j] - delta);
           if (c.softcap > 0) g *= 1.0 - pr.t[i * skv + j] * pr.t[i * skv + j];

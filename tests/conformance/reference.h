@@ -32,10 +32,11 @@ ForwardResult reference_forward(const Case& c, const std::vector<double>& q, con
                                 const std::vector<double>& v, const Rounding& round = nullptr);
 
 // Backward, computed from scratch (recomputes the probabilities; Delta_i = rowsum(dout_i ∘ out_i) with the exact
-// out). With a rounding, dP, dS and the three gradients are rounded as well.
+// out). With a rounding, dP, dS and the three gradients are rounded as well. With dlse (dense [B, Hq, Sq], the
+// gradient of the loss with respect to lse), Delta_i - dlse_i takes Delta_i's place: dS = P ∘ (dP - (Delta - dlse)).
 BackwardResult reference_backward(const Case& c, const std::vector<double>& q, const std::vector<double>& k,
                                   const std::vector<double>& v, const std::vector<double>& dout,
-                                  const Rounding& round = nullptr);
+                                  const Rounding& round = nullptr, const std::vector<double>* dlse = nullptr);
 
 // Rounding to a dtype (identity for F32 would still round to fp32; the reference uses nullptr for "exact").
 double round_to_dtype(double x, flashport_dtype dtype);

@@ -294,3 +294,50 @@ TEST_CASE("cuda backward: caller workspace of the queried size, and one byte les
   REQUIRE_MESSAGE(flashport_backward(&det) == FLASHPORT_STATUS_OK, flashport_last_error());
   CHECK(pb.grads() == expect);
 }
+
+TEST_CASE("cuda: a backward with dlse and a combine are declined with the reason, nothing written") {
+  auto memory = cuda_memory();
+  if (memory == nullptr) return;
+  Problem pb;
+  pb.s = 64;
+  REQUIRE_MESSAGE(pb.init(*memory), pb.why);
+  std::string why;
+  flashport::tools::DeviceBuffer dlse(*memory, size_t(pb.b * pb.hq * pb.s) * 4, &why);
+  REQUIRE_MESSAGE(dlse.ok(), why);
+  const std::vector<uint8_t> poison(pb.dq.size(), 0xff);
+  REQUIRE(pb.dq.upload(poison.data(), &why));
+  for (const char* backend : {"cuda", "cuda-fma"}) {
+    flashport_backward_args a = pb.args(false);
+    a.backend = backend;
+    flashport_lse_init_contiguous(&a.dlse, static_cast<float*>(dlse.get()), FLASHPORT_DEVICE_CUDA,
+                                  memory->device_id(), pb.b, pb.hq, pb.s);
+    CHECK(flashport_backward(&a) == FLASHPORT_STATUS_NO_BACKEND);
+    INFO(flashport_last_error());
+    // cuda-fma may be absent from the build, which is its own reason
+    if (std::string(backend) == "cuda")
+      CHECK(std::string(flashport_last_error()).find("dlse not supported by this backend yet") != std::string::npos);
+  }
+  std::vector<uint8_t> dq_after(pb.dq.size());
+  REQUIRE(memory->synchronize(nullptr, &why));
+  REQUIRE(pb.dq.download(dq_after.data(), &why));
+  CHECK(dq_after == poison);
+
+  // Combine: one part (the forward's out and lse) into dq's buffer viewed as out.
+  flashport_tensor q, k, v, part_out, part_lse;
+  flashport_combine_args c;
+  flashport_combine_args_init(&c);
+  pb.tensors(&q, &k, &v, &part_out);
+  flashport_lse_init_contiguous(&part_lse, static_cast<float*>(pb.lse.get()), FLASHPORT_DEVICE_CUDA,
+                                memory->device_id(), pb.b, pb.hq, pb.s);
+  c.num_parts = 1;
+  c.parts_out = &part_out;
+  c.parts_lse = &part_lse;
+  flashport_tensor_init_contiguous(&c.out, pb.dq.get(), FLASHPORT_DTYPE_BF16, FLASHPORT_DEVICE_CUDA,
+                                   memory->device_id(), pb.b, pb.s, pb.hq, pb.d);
+  CHECK(flashport_combine(&c) == FLASHPORT_STATUS_NO_BACKEND);
+  INFO(flashport_last_error());
+  CHECK(std::string(flashport_last_error()).find("cuda: combine is not implemented by this backend yet") !=
+        std::string::npos);
+  REQUIRE(pb.dq.download(dq_after.data(), &why));
+  CHECK(dq_after == poison);
+}

@@ -292,6 +292,24 @@ TEST_CASE("hip backward declines what AMD cannot run, with the reason") {
   CHECK(has(why, "HIP"));
 }
 
+TEST_CASE("hip backward declines a request with dlse until its kernels take it, and launches nothing") {
+  reset();
+  flashport_problem p = backward(FLASHPORT_DTYPE_F16, 1, 64, 64, 1, 1, 64);
+  std::string why;
+  REQUIRE(plan_supported(p, &why));
+  static float dlse[64];
+  p.dlse.data = dlse;
+  p.dlse.stride[1] = p.dlse.stride[0] = 64;
+  p.dlse.stride[2] = 1;
+  CHECK_FALSE(plan_supported(p, &why));
+  CHECK(why == "dlse not supported by this backend yet");
+  CHECK(plan_workspace_size(p) == 0);
+  std::string err;
+  CHECK(plan_run(p, &err) == FLASHPORT_STATUS_UNSUPPORTED);
+  CHECK(err == "dlse not supported by this backend yet");
+  CHECK(rec.calls.empty());
+}
+
 TEST_CASE("hip backward: the caller's workspace is checked before anything runs; failures keep their message") {
   reset();
   flashport_problem p = backward(FLASHPORT_DTYPE_F16, 1, 64, 64, 1, 1, 64);

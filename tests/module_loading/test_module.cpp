@@ -1,7 +1,8 @@
 // A tiny backend module for the module-loading test: one backend, "testmod", on CPU tensors, whose run() writes a
 // recognisable pattern. Also built as broken variants: a wrong ABI number (TESTMOD_ABI_VERSION), no entry point
-// (TESTMOD_NO_INIT) and an entry point that fails (TESTMOD_INIT_FAILS); and as a backend that declines every problem
-// (TESTMOD_DECLINES_ALL), for the tools' runs in which nothing can be measured.
+// (TESTMOD_NO_INIT), an entry point that fails (TESTMOD_INIT_FAILS), a table with combine_run but no
+// combine_supports (TESTMOD_HALF_COMBINE, named testmod::kHalfCombineName), and a backend that declines every
+// problem (TESTMOD_DECLINES_ALL), for the tools' runs in which nothing can be measured.
 #include <cstdio>
 
 #include "dispatch/backend_abi.h"
@@ -48,8 +49,19 @@ int32_t run(const flashport_problem* p, char* err, size_t err_len) {
   return FLASHPORT_STATUS_OK;
 }
 
+#ifdef TESTMOD_HALF_COMBINE
+int32_t run_combine(const flashport_combine_problem*, char* err, size_t err_len) {
+  std::snprintf(err, err_len, "never called: the registry refuses this table");
+  return FLASHPORT_STATUS_INTERNAL;
+}
+#endif
+
 const flashport_backend_iface kBackends[] = {{
+#ifdef TESTMOD_HALF_COMBINE
+    /* .name = */ testmod::kHalfCombineName,
+#else
     /* .name = */ testmod::kName,
+#endif
     /* .device_type = */ FLASHPORT_DEVICE_CPU,
     /* .description = */ "test module: writes a constant",
     /* .probe = */ probe,
@@ -60,6 +72,13 @@ const flashport_backend_iface kBackends[] = {{
     /* .mem_free = */ nullptr,
     /* .mem_copy = */ nullptr,
     /* .synchronize = */ nullptr,
+#ifdef TESTMOD_HALF_COMBINE
+    /* .combine_supports = */ nullptr,
+    /* .combine_run = */ run_combine,
+#else
+    /* .combine_supports = */ nullptr,  // no combine: the core reports that testmod does not implement it
+    /* .combine_run = */ nullptr,
+#endif
 }};
 
 }  // namespace

@@ -8,6 +8,8 @@
 namespace testmod {
 
 constexpr const char* kName = "testmod";
+// The name of the variant whose table has combine_run but not combine_supports.
+constexpr const char* kHalfCombineName = "testmod_halfcombine";
 // run() writes this value into every element of an F32 out.
 constexpr float kPattern = 1234.5f;
 // workspace_size() asks for this much, so a smaller caller workspace is refused.

@@ -169,3 +169,53 @@ TEST_CASE("module loading: testmod's workspace, refusals and failures") {
     CHECK(has(flashport_last_error(), "testmod: asked to fail by softcap 7"));
   }
 }
+
+// A combine request over Request's out as its one part (out and lse of the combine in their own buffers).
+struct CombineRequest {
+  Request attention;
+  std::vector<float> part_lse, out, lse;
+  flashport_tensor parts_out[1], parts_lse[1];
+  flashport_combine_args args;
+  CombineRequest() : part_lse(2 * 3, 0.0f), out(2 * 3 * 4, -1.0f), lse(2 * 3, -1.0f) {
+    for (size_t i = 0; i < attention.out.size(); ++i) attention.out[i] = 0.5f * static_cast<float>(i);
+    parts_out[0] = attention.args.out;
+    flashport_lse_init_contiguous(&parts_lse[0], part_lse.data(), FLASHPORT_DEVICE_CPU, 0, 1, 2, 3);
+    flashport_combine_args_init(&args);
+    args.num_parts = 1;
+    args.parts_out = parts_out;
+    args.parts_lse = parts_lse;
+    flashport_tensor_init_contiguous(&args.out, out.data(), FLASHPORT_DTYPE_F32, FLASHPORT_DEVICE_CPU, 0, 1, 3, 2, 4);
+    flashport_lse_init_contiguous(&args.lse, lse.data(), FLASHPORT_DEVICE_CPU, 0, 1, 2, 3);
+  }
+  bool untouched() const {
+    for (float x : out)
+      if (x != -1.0f) return false;
+    for (float x : lse)
+      if (x != -1.0f) return false;
+    return true;
+  }
+};
+
+TEST_CASE("module loading: a backend without the combine slots declines combine with the reason") {
+  CombineRequest c;
+  c.args.backend = testmod::kName;
+  CHECK(flashport_combine(&c.args) == FLASHPORT_STATUS_NO_BACKEND);
+  INFO(flashport_last_error());
+  CHECK(has(flashport_last_error(),
+            "\"testmod\" (forced by args->backend): combine is not implemented by this backend yet"));
+  CHECK(c.untouched());
+  // Not forced: the built-in cpu backend, registered first, runs it (one part with lse 0 is copied through).
+  c.args.backend = nullptr;
+  CHECK(flashport_combine(&c.args) == FLASHPORT_STATUS_OK);
+  CHECK(c.out == c.attention.out);
+  CHECK(c.lse == c.part_lse);
+}
+
+TEST_CASE("module loading: a table with combine_run but no combine_supports is refused at registration") {
+  const flashport_backend_info info = by_module("flashport_testmod_halfcombine");
+  REQUIRE(info.name != nullptr);
+  CHECK(std::string(info.name) == testmod::kHalfCombineName);
+  CHECK(info.available == 0);
+  INFO(info.status_message);
+  CHECK(has(info.status_message, "has combine_run but no combine_supports slot (combine needs both or neither)"));
+}

@@ -1,4 +1,4 @@
-"""flashport.attention / flashport.attention_backward over any DLPack array (NumPy, PyTorch, CuPy, JAX)."""
+"""flashport.attention / attention_backward / combine over any DLPack array (NumPy, PyTorch, CuPy, JAX)."""
 
 from __future__ import annotations
 
@@ -216,22 +216,29 @@ def forward(q, k, v, opts: Options, *, return_lse: bool, out=None):
 
 
 def attention_backward(dout, q, k, v, out, lse, *, causal=False, window=(-1, -1), softcap=0.0, scale=None,
-                       backend=None, mask_alignment="bottom_right", deterministic=False, dq=None, dk=None, dv=None):
+                       backend=None, mask_alignment="bottom_right", deterministic=False, dq=None, dk=None, dv=None,
+                       dlse=None):
     """Gradients (dq, dk, dv) of attention() given dout = dLoss/dout and the forward's out and lse.
 
     Options must match the forward call. dq/dk/dv are allocated like q/k/v unless passed in (then overwritten).
-    deterministic=True gives bitwise-identical results run to run.
+    deterministic=True gives bitwise-identical results run to run. dlse = dLoss/dlse ([batch, heads_q, seqlen_q],
+    float32, like lse) adds the gradient that flows through lse; None means zero.
     """
     options = normalize(causal, window, softcap, scale, mask_alignment, backend)
-    check_frameworks(dout=dout, q=q, k=k, v=v, out=out, lse=lse, dq=dq, dk=dk, dv=dv)
+    check_frameworks(dout=dout, q=q, k=k, v=v, out=out, lse=lse, dq=dq, dk=dk, dv=dv, dlse=dlse)
     if _kind(q) == "torch":
+        if dlse is not None:
+            # The torch custom op has no dlse input yet; dropping it would be a silent zero gradient.
+            raise _lib.error(_lib.STATUS_INVALID_ARGUMENT,
+                             "dlse is not supported with PyTorch tensors yet (flashport.torch's backward op has no "
+                             "dlse input); pass NumPy/DLPack arrays, or leave dlse=None")
         from . import torch as fp_torch
         return fp_torch._attention_backward(dout, q, k, v, out, lse, options, deterministic, dq, dk, dv)
     opts = Options(*options)
-    return backward(dout, q, k, v, out, lse, opts, deterministic=deterministic, dq=dq, dk=dk, dv=dv)
+    return backward(dout, q, k, v, out, lse, opts, deterministic=deterministic, dq=dq, dk=dk, dv=dv, dlse=dlse)
 
 
-def backward(dout, q, k, v, out, lse, opts: Options, *, deterministic=False, dq=None, dk=None, dv=None):
+def backward(dout, q, k, v, out, lse, opts: Options, *, deterministic=False, dq=None, dk=None, dv=None, dlse=None):
     device = device_of(q)
     stream = _current_stream(q, device)
     args = _lib.new_args(_lib.BackwardArgs)
@@ -248,10 +255,84 @@ def backward(dout, q, k, v, out, lse, opts: Options, *, deterministic=False, dq=
             arr = given if given is not None else _empty(src, views[like], views[like].shape)
             setattr(args, name, call.tensor(arr, name, writable=True))
             grads.append(arr)
+        if dlse is not None:
+            args.dlse = call.tensor(dlse, "dlse", lse=True)
+        else:
+            # The size without dlse, so that a libflashport older than the field still takes the call.
+            args.struct_size = _lib.BackwardArgs.dlse.offset
         opts.apply(args, stream)
         args.deterministic = int(bool(deterministic))
         _lib.check(_lib.lib().flashport_backward(ctypes.byref(args)))
     return tuple(grads)
+
+
+def _parts(parts, name: str, stacked_ndims: tuple) -> list:
+    """A sequence of arrays as a list; one array stacked along its first axis as the list of its slices (views)."""
+    if isinstance(parts, (list, tuple)):
+        return list(parts)
+    if not hasattr(parts, "__dlpack__"):
+        raise TypeError(f"{name} must be a list or tuple of arrays, or one array stacked along axis 0, "
+                        f"got {type(parts).__name__}")
+    if len(parts.shape) not in stacked_ndims:
+        raise _lib.error(_lib.STATUS_SHAPE_MISMATCH,
+                         f"{name} as one stacked array must have {' or '.join(map(str, stacked_ndims))} dims, "
+                         f"got shape {tuple(parts.shape)}")
+    return [parts[i] for i in range(parts.shape[0])]
+
+
+def combine(parts_out, parts_lse, *, return_lse=False, out=None, backend=None):
+    """Merge partial attention results over the same queries: out = sum_i exp(lse_i - lse) * out_i with
+    lse = log(sum_i exp(lse_i)), in fp32.
+
+    parts_out: outs [batch, seqlen_q, heads_q, head_dim_v] of attention over disjoint subsets of the keys (split-KV
+    chunks, a shared prefix and a suffix, other ranks' keys), as a list/tuple or one array stacked along axis 0;
+    one dtype for all. parts_lse: their lse [batch, heads_q, seqlen_q] (float32, or with a trailing 1), likewise.
+    Parts with lse = -inf contribute nothing; rows where every part is -inf give out 0 and lse -inf; NaN propagates.
+    Returns out as the same kind of array and dtype as the parts (written into `out` when given, which may have
+    another dtype), and with return_lse=True also lse [batch, heads_q, seqlen_q] (float32).
+
+    Not differentiable: PyTorch tensors that require grad are refused while grad mode is on.
+    Raises FlashportError with the library's message on bad input; nothing is written then.
+    """
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(f"backend must be a str or None, got {type(backend).__name__}")
+    parts_out = _parts(parts_out, "parts_out", (5,))
+    parts_lse = _parts(parts_lse, "parts_lse", (4, 5))
+    if len(parts_out) != len(parts_lse):
+        raise _lib.error(_lib.STATUS_SHAPE_MISMATCH,
+                         f"parts_out has {len(parts_out)} parts but parts_lse has {len(parts_lse)}")
+    if not parts_out:
+        raise _lib.error(_lib.STATUS_INVALID_ARGUMENT, "combine needs at least one part (parts_out is empty)")
+    if _needs_autograd(*parts_out, *parts_lse):
+        raise RuntimeError("flashport.combine has no autograd: call it under torch.no_grad() or on detached tensors")
+    function = _lib.require("flashport_combine")
+    ref = parts_out[0]
+    device = device_of(ref)
+    stream = _current_stream(ref, device)
+    n = len(parts_out)
+    args = _lib.new_combine_args()
+    outs, lses = (_lib.Tensor * n)(), (_lib.Tensor * n)()
+    with ExitStack() as stack:
+        call = _Call(stack, stream)
+        views = [call.borrow(p, f"parts_out[{i}]") for i, p in enumerate(parts_out)]
+        for i, view in enumerate(views):
+            outs[i] = view.tensor()
+        for i, p in enumerate(parts_lse):
+            lses[i] = call.tensor(p, f"parts_lse[{i}]", lse=True)
+        batch, seqlen_q, heads_q, head_dim_v = views[0].shape
+        if out is None:
+            out = _empty(ref, views[0], (batch, seqlen_q, heads_q, head_dim_v))
+        args.out = call.tensor(out, "out", writable=True)
+        lse = _empty(ref, views[0], (batch, heads_q, seqlen_q), float32=True) if return_lse else None
+        if lse is not None:
+            args.lse = call.tensor(lse, "lse", writable=True, lse=True)
+        args.num_parts = n
+        args.parts_out = ctypes.cast(outs, ctypes.POINTER(_lib.Tensor))
+        args.parts_lse = ctypes.cast(lses, ctypes.POINTER(_lib.Tensor))
+        args.stream = stream or None
+        args.backend = backend.encode() if backend is not None else None
+        _lib.check(function(ctypes.byref(args)))
+    return (out, lse) if return_lse else out
 
 
 class BackendInfo(NamedTuple):

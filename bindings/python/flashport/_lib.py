@@ -22,6 +22,7 @@ STATUS_INVALID_ARGUMENT = 10
 STATUS_SHAPE_MISMATCH = 12
 STATUS_DTYPE_MISMATCH = 13
 STATUS_DEVICE_MISMATCH = 14
+STATUS_UNSUPPORTED = 17
 
 DTYPE_F32 = 1
 DTYPE_F16 = 2
@@ -86,7 +87,20 @@ class ForwardArgs(ctypes.Structure):
 class BackwardArgs(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t)] + \
         [(n, Tensor) for n in ("dout", "q", "k", "v", "out", "lse", "dq", "dk", "dv")] + \
-        _MASK_AND_RUN_FIELDS + [("deterministic", ctypes.c_int32)]
+        _MASK_AND_RUN_FIELDS + [("deterministic", ctypes.c_int32), ("dlse", Tensor)]
+
+
+class CombineArgs(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("num_parts", ctypes.c_int64),
+        ("parts_out", ctypes.POINTER(Tensor)),
+        ("parts_lse", ctypes.POINTER(Tensor)),
+        ("out", Tensor),
+        ("lse", Tensor),
+        ("stream", ctypes.c_void_p),
+        ("backend", ctypes.c_char_p),
+    ]
 
 
 class BackendInfo(ctypes.Structure):
@@ -100,6 +114,13 @@ class BackendInfo(ctypes.Structure):
         ("status_message", ctypes.c_char_p),
         ("module_path", ctypes.c_char_p),
     ]
+
+
+def new_combine_args() -> CombineArgs:
+    """A CombineArgs with its defaults (all zero / NULL) and our struct_size, as new_args() for the attention args."""
+    args = CombineArgs()
+    args.struct_size = ctypes.sizeof(CombineArgs)
+    return args
 
 
 def new_args(cls):
@@ -153,13 +174,32 @@ def _declare(lib) -> None:
         "flashport_forward_workspace_size": (c.c_int, [c.POINTER(ForwardArgs), c.POINTER(c.c_size_t)]),
         "flashport_backward": (c.c_int, [c.POINTER(BackwardArgs)]),
         "flashport_backward_workspace_size": (c.c_int, [c.POINTER(BackwardArgs), c.POINTER(c.c_size_t)]),
+        "flashport_combine": (c.c_int, [c.POINTER(CombineArgs)]),
         "flashport_backend_count": (c.c_int32, []),
         "flashport_backend_info_get": (c.c_int, [c.c_int32, c.POINTER(BackendInfo)]),
     }
     for name, (restype, argtypes) in decl.items():
-        fn = getattr(lib, name)
+        fn = getattr(lib, name, None)
+        if fn is None and name in _SINCE_V02:
+            continue  # an older libflashport.so.1: the functions that use it say so when called
+        if fn is None:
+            fn = getattr(lib, name)  # raises AttributeError naming the missing symbol
         fn.restype = restype
         fn.argtypes = argtypes
+
+
+# Entry points added after v0.1: a library of the same ABI but older may lack them.
+_SINCE_V02 = frozenset({"flashport_combine"})
+
+
+def require(name: str):
+    """The library's function `name`, or a FlashportError saying that the loaded library is too old for it."""
+    fn = getattr(lib(), name, None)
+    if fn is None:
+        raise FlashportError(STATUS_UNSUPPORTED, "FLASHPORT_STATUS_UNSUPPORTED",
+                             f"{name} is missing from the loaded libflashport "
+                             f"{lib().flashport_version_string().decode()}: it needs version 0.2 or newer")
+    return fn
 
 
 def lib():
