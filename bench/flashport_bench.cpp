@@ -51,7 +51,7 @@ Runs attention forward/backward through flashport's public C API on one backend 
   --heads-kv N         KV heads (default = --heads; fewer gives GQA)
   --direction fwd|bwd|both   (default both)
   --deterministic      backward in deterministic mode
-  --reps N             timed repetitions, median reported (default: CPU 5, GPUs 20)
+  --reps N             timed repetitions, median reported (default: CPU 5, 3 with --quick; GPUs 20)
   --warmup N           untimed calls before timing (default 1)
   --threads N          CPU threads for flashport, the baselines and torch (default: OpenMP's, i.e. OMP_NUM_THREADS)
   --grid default|full  full: D 64,128 x S 512..8192 on the CPU (issue 3's grid), S 512..16384 on GPUs
@@ -69,6 +69,10 @@ Runs attention forward/backward through flashport's public C API on one backend 
 
 Peers are measured on the same shapes, dtype and threads; ratio_<peer> = flashport rate / peer rate. The naive
 baseline is fp32 (bf16/f16 cases are compared with the fp32 naive run of the same shape).
+
+Exit status: 0 when at least one case was measured and none failed (cases the backend declines are skipped, and
+counted on stderr); 1 when a case failed, nothing was measured, the backend cannot be used, or --peers torch cannot
+run; 2 on bad usage. More: docs/tools.md.
 )";
 
 struct Options {
@@ -182,7 +186,8 @@ Options parse_options(int argc, char** argv) {
       o.quick = true;
     } else if (a == "--peers") {
       o.peers = value();
-      if (o.peers != "auto" && o.peers != "torch" && o.peers != "none") usage_error("--peers expects auto, torch or none");
+      if (o.peers != "auto" && o.peers != "torch" && o.peers != "none")
+        usage_error("--peers expects auto, torch or none");
     } else if (a == "--python") {
       o.python = value();
     } else if (a == "--peers-script") {
@@ -201,6 +206,9 @@ Options parse_options(int argc, char** argv) {
       usage_error("unknown option '" + a + "'");
     }
   }
+  if (o.heads > 0 && o.heads_kv > 0 && o.heads % o.heads_kv != 0)
+    usage_error("--heads-kv " + std::to_string(o.heads_kv) + " does not divide --heads " + std::to_string(o.heads) +
+                " (each KV head serves heads / heads-kv query heads)");
   return o;
 }
 
@@ -296,7 +304,11 @@ class Bench {
  private:
   void progress(const char* fmt, ...) const __attribute__((format(printf, 2, 3)));
   std::vector<Shape> grid() const;
-  void run_peers(const std::vector<Shape>& shapes);
+  // Finds the peers' Python and script. False (with a message) when --peers torch cannot run; with --peers auto the
+  // peers are switched off instead.
+  bool peers_ready();
+  // False (with a message) when --peers torch was asked for and the script failed.
+  bool run_peers(const std::vector<Shape>& shapes);
   // Returns false when flashport declined or failed the shape (a message has been printed).
   bool measure_shape(const Shape& s, std::vector<Row>* rows);
   void measure_naive(const Shape& s, bool backward, Measurement* m);
@@ -308,6 +320,7 @@ class Bench {
   DeviceMemory& mem_;
   int threads_ = 1;
   double gemm_gflops_ = -1;
+  std::string python_, peers_script_;    // set by peers_ready()
   std::vector<std::string> peer_names_;  // in column order
   std::vector<std::string> peer_info_;
   // Peer times keyed by (shape index, backward).
@@ -316,7 +329,9 @@ class Bench {
   std::map<std::string, Measurement> naive_cache_;
   size_t shape_index_ = 0;
   bool header_printed_ = false;
+  bool above_gemm_ = false;  // some row's rate exceeds the GEMM ceiling (a footnote says why that can be)
   int failures_ = 0, skipped_ = 0;
+  std::string first_skip_;  // the first reason the backend gave for declining a case
 };
 
 void Bench::progress(const char* fmt, ...) const {
@@ -370,22 +385,33 @@ std::vector<Shape> Bench::grid() const {
   return shapes;
 }
 
-void Bench::run_peers(const std::vector<Shape>& shapes) {
-  if (o_.peers == "none") return;
-  std::string python = o_.python;
-  if (python.empty()) python = std::getenv("FLASHPORT_PYTHON") != nullptr ? std::getenv("FLASHPORT_PYTHON") : "python3";
-  const std::string script = fb::find_peers_script(o_.peers_script);
-  const bool required = o_.peers == "torch";
-  auto unavailable = [&](const std::string& why) {
-    if (required) {
-      std::fprintf(stderr, "flashport-bench: --peers torch: %s\n", why.c_str());
-      ++failures_;
-    } else {
-      progress("PyTorch peers skipped: %s", why.c_str());
-    }
-  };
-  if (script.empty()) return unavailable("peers_torch.py not found (pass --peers-script)");
-  if (!fb::torch_importable(python)) return unavailable("'" + python + " -c \"import torch\"' failed");
+bool Bench::peers_ready() {
+  if (o_.peers == "none") return true;
+  python_ = o_.python;
+  if (python_.empty())
+    python_ = std::getenv("FLASHPORT_PYTHON") != nullptr ? std::getenv("FLASHPORT_PYTHON") : "python3";
+  peers_script_ = fb::find_peers_script(o_.peers_script);
+  std::string why;
+  if (peers_script_.empty())
+    why = o_.peers_script.empty() ? "peers_torch.py not found (pass --peers-script)"
+                                  : "--peers-script '" + o_.peers_script + "' cannot be read";
+  else if (!fb::torch_importable(python_))
+    why = "'" + python_ + " -c \"import torch\"' failed";
+  if (why.empty()) return true;
+  if (o_.peers == "torch") {
+    std::fprintf(stderr,
+                 "flashport-bench: --peers torch: %s; no case run (--peers auto runs without them, --python picks the "
+                 "interpreter)\n",
+                 why.c_str());
+    return false;
+  }
+  progress("PyTorch peers skipped: %s", why.c_str());
+  o_.peers = "none";
+  return true;
+}
+
+bool Bench::run_peers(const std::vector<Shape>& shapes) {
+  if (o_.peers == "none") return true;
 
   std::vector<fb::PeerCase> cases;
   std::vector<std::pair<size_t, bool>> keys;
@@ -399,17 +425,23 @@ void Bench::run_peers(const std::vector<Shape>& shapes) {
     }
   }
   const std::string device = mem_.is_host() ? "cpu" : "cuda";
-  progress("measuring PyTorch peers on %zu cases (%s) ...", cases.size(), script.c_str());
+  progress("measuring PyTorch peers on %zu cases (%s) ...", cases.size(), peers_script_.c_str());
   fb::PeerRun run;
   std::string why;
-  if (!fb::run_peers(python, script, device, threads_, o_.reps, cases, !o_.quiet, &run, &why))
-    unavailable(why);
+  if (!fb::run_peers(python_, peers_script_, device, threads_, o_.reps, cases, !o_.quiet, &run, &why)) {
+    if (o_.peers == "torch") {
+      std::fprintf(stderr, "flashport-bench: --peers torch: %s; no case run\n", why.c_str());
+      return false;
+    }
+    progress("PyTorch peers skipped: %s", why.c_str());
+  }
   peer_info_ = run.info;
   for (const fb::PeerResult& r : run.results) {
     if (std::find(peer_names_.begin(), peer_names_.end(), r.peer) == peer_names_.end()) peer_names_.push_back(r.peer);
     if (r.ms > 0) peer_ms_[keys[r.case_index]][r.peer] = r.ms;
     else progress("peer %s declined case %zu: %s", r.peer.c_str(), r.case_index + 1, r.error.c_str());
   }
+  return true;
 }
 
 void Bench::measure_naive(const Shape& s, bool backward, Measurement* m) {
@@ -547,6 +579,7 @@ bool Bench::measure_shape(const Shape& s, std::vector<Row>* rows) {
     std::fprintf(stderr, "flashport-bench: %s %s %s D=%lld S=%lld%s: %s\n", declined ? "skipped" : "FAILED", what,
                  fb::dtype_name(s.dtype), static_cast<long long>(s.head_dim), static_cast<long long>(s.seqlen_q),
                  s.causal ? " causal" : "", text.c_str());
+    if (declined && first_skip_.empty()) first_skip_ = text;
     declined ? ++skipped_ : ++failures_;
     return false;
   };
@@ -615,6 +648,7 @@ void Bench::print_row(const Row& r) {
     if (mem_.is_host() && gemm_gflops_ > 0) {
       field("ceiling_gemm_gflops", json_number(gemm_gflops_, true));
       field("frac_of_gemm", json_number(ours * 1e-9 / gemm_gflops_, true));
+      above_gemm_ = above_gemm_ || std::lround(100.0 * ours * 1e-9 / gemm_gflops_) > 100;
     }
     auto peer = [&](const std::string& name, double ms) {
       const double theirs = rate(flops, ms);
@@ -643,7 +677,13 @@ void Bench::print_row(const Row& r) {
               static_cast<long long>(s.seqlen_q), s.causal ? "yes" : "no", cell(r.flashport.ms, 9, 3).c_str(),
               cell(ours * unit, 9, 1).c_str());
   if (host) {
-    const std::string pct = gemm_gflops_ > 0 ? cell(100.0 * ours * 1e-9 / gemm_gflops_, 5, 0) + "%" : cell(-1, 6, 0);
+    // Above the ceiling: "%*", explained by the footnote under the table.
+    const double pct_of_gemm = gemm_gflops_ > 0 ? 100.0 * ours * 1e-9 / gemm_gflops_ : -1;
+    const bool above = std::isfinite(pct_of_gemm) && std::lround(pct_of_gemm) > 100;
+    above_gemm_ = above_gemm_ || above;
+    const std::string pct = pct_of_gemm < 0 ? cell(-1, 6, 0)
+                            : above         ? cell(pct_of_gemm, 4, 0) + "%*"
+                                            : cell(pct_of_gemm, 5, 0) + "%";
     std::printf(" %s %s", pct.c_str(), cell(mib(r.flashport.peak_extra_bytes), 9, 2).c_str());
   }
   if (host && o_.naive) {
@@ -662,9 +702,20 @@ void Bench::print_row(const Row& r) {
 
 int Bench::run() {
   threads_ = omp_get_max_threads();
-  if (o_.reps == 0) o_.reps = mem_.is_host() ? 5 : 20;
-  if (o_.quick && o_.reps > 3 && mem_.is_host()) o_.reps = 3;
+  // Default repetitions; --quick on the CPU takes fewer, unless --reps says how many.
+  if (o_.reps == 0) o_.reps = mem_.is_host() ? (o_.quick ? 3 : 5) : 20;
   const std::vector<Shape> shapes = grid();
+  // Checked before anything is measured: an explicit --heads was checked with the options, this is the default.
+  for (const Shape& s : shapes) {
+    if (s.heads_q % s.heads_kv == 0) continue;
+    std::fprintf(stderr,
+                 "flashport-bench: --heads-kv %lld does not divide the default --heads %lld (D %lld, %d threads); "
+                 "pass --heads too\n(see flashport-bench --help)\n",
+                 static_cast<long long>(s.heads_kv), static_cast<long long>(s.heads_q),
+                 static_cast<long long>(s.head_dim), threads_);
+    return 2;
+  }
+  if (!peers_ready()) return 1;
 
   std::string description;  // the backend's own one-line description, for the table's header
   for (int32_t i = 0; i < flashport_backend_count(); ++i) {
@@ -680,7 +731,7 @@ int Bench::run() {
     progress("measuring the Eigen fp32 GEMM ceiling (%d^3, %d threads) ...", o_.gemm_n, threads_);
     gemm_gflops_ = fb::eigen_sgemm_gflops(o_.gemm_n, kGemmCeilingSamples);
   }
-  run_peers(shapes);
+  if (!run_peers(shapes)) return 1;
 
   if (!o_.json) {
     std::printf("flashport %s, backend %s (%s), %d threads, %d reps (median), %d warm-up\n",
@@ -705,9 +756,28 @@ int Bench::run() {
              static_cast<long long>(s.seqlen_q), s.causal ? " causal" : "");
     measure_shape(s, &rows);
   }
+  if (above_gemm_) {
+    // What the ceiling is and why attention can pass it; print_row marks those cells "%*".
+    char note[640];
+    std::snprintf(note, sizeof note,
+                  "* above 100 %% of the ceiling. The ceiling is the best of %d single Eigen fp32 GEMMs of %d^3,\n"
+                  "  threaded inside Eigen on the same %d thread(s); one GEMM scales worse with threads than\n"
+                  "  attention, which splits its work over batch, heads and query blocks, so attention can pass it\n"
+                  "  at many threads (and a small --gemm-n understates it). A same-run reference, not the peak.",
+                  kGemmCeilingSamples, o_.gemm_n, threads_);
+    if (o_.json) progress("%s", note);
+    else std::printf("\n%s\n", note);
+  }
   if (failures_ > 0 || skipped_ > 0)
     std::fprintf(stderr, "flashport-bench: %zu measured, %d skipped (declined by the backend), %d failed\n",
                  rows.size(), skipped_, failures_);
+  if (rows.empty()) {
+    std::fprintf(stderr, "flashport-bench: nothing measured: %s\n",
+                 failures_ == 0 ? ("backend '" + o_.backend + "' declined every case, e.g. " + first_skip_).c_str()
+                 : skipped_ == 0 ? "every case failed (messages above)"
+                                 : "every case failed or was declined (messages above)");
+    return 1;
+  }
   return failures_ > 0 ? 1 : 0;
 }
 
@@ -718,7 +788,11 @@ int list_backends() {
     flashport_backend_info info;
     flashport_backend_info_init(&info);
     if (flashport_backend_info_get(i, &info) != FLASHPORT_STATUS_OK) continue;
-    std::printf("%-10s %-6d %-9s %-7d %s%s%s\n", info.name, info.device_type, info.available ? "yes" : "no",
+    const char* device = info.device_type == FLASHPORT_DEVICE_CPU    ? "cpu"
+                         : info.device_type == FLASHPORT_DEVICE_CUDA ? "cuda"
+                         : info.device_type == FLASHPORT_DEVICE_ROCM ? "rocm"
+                                                                     : "?";
+    std::printf("%-10s %-6s %-9s %-7d %s%s%s\n", info.name, device, info.available ? "yes" : "no",
                 info.device_count, info.status_message != nullptr ? info.status_message : "",
                 info.module_path != nullptr && info.module_path[0] != '\0' ? "  " : "",
                 info.module_path != nullptr ? info.module_path : "");

@@ -1,6 +1,7 @@
 // A tiny backend module for the module-loading test: one backend, "testmod", on CPU tensors, whose run() writes a
 // recognisable pattern. Also built as broken variants: a wrong ABI number (TESTMOD_ABI_VERSION), no entry point
-// (TESTMOD_NO_INIT) and an entry point that fails (TESTMOD_INIT_FAILS).
+// (TESTMOD_NO_INIT) and an entry point that fails (TESTMOD_INIT_FAILS); and as a backend that declines every problem
+// (TESTMOD_DECLINES_ALL), for the tools' runs in which nothing can be measured.
 #include <cstdio>
 
 #include "dispatch/backend_abi.h"
@@ -15,6 +16,11 @@ namespace {
 int32_t probe(char*, size_t) { return 1; }
 
 int32_t supports(const flashport_problem* p, char* why, size_t why_len) {
+#ifdef TESTMOD_DECLINES_ALL
+  (void)p;
+  std::snprintf(why, why_len, "testmod declines every problem");
+  return 0;
+#endif
   if (p->head_dim_qk == testmod::kDeclinedHeadDim) {
     std::snprintf(why, why_len, "testmod declines head_dim_qk %lld", static_cast<long long>(p->head_dim_qk));
     return 0;
