@@ -146,7 +146,7 @@ TEST_CASE("cpu backward with deterministic=1 is bitwise identical across runs an
 
 TEST_CASE("cpu backend: fully masked rows give out 0, lse -inf, zero gradients and no NaN") {
   auto memory = host_memory();
-  for (flashport_dtype dtype : {FLASHPORT_DTYPE_F32, FLASHPORT_DTYPE_F16}) {
+  for (flashport_dtype dtype : {FLASHPORT_DTYPE_F32, FLASHPORT_DTYPE_F16, FLASHPORT_DTYPE_BF16}) {
     for (int variant = 0; variant < 2; ++variant) {
       fc::Case c = fc::Case::of_shape(1, 150, 40, 2, 1, 32, 32);  // 150 rows: more than one query block
       c.dtype = dtype;

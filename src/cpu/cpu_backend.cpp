@@ -4,8 +4,10 @@
 
 #include <cstdio>
 #include <new>
+#include <string>
 
 #include "cpu/cpu_combine.h"
+#include "cpu/cpu_isa.h"
 #include "cpu/cpu_kernels.h"
 
 namespace {
@@ -14,7 +16,13 @@ void write_message(char* buf, size_t len, const char* text) {
   if (buf != nullptr && len > 0) std::snprintf(buf, len, "%s", text);
 }
 
+// Unavailable only when FLASHPORT_CPU_ISA forces a path this machine cannot run (or names none).
 int32_t cpu_probe(char* why, size_t why_len) {
+  const flashport::cpu::IsaChoice& isa = flashport::cpu::isa_choice();
+  if (!isa.ok) {
+    write_message(why, why_len, isa.error.c_str());
+    return 0;
+  }
   write_message(why, why_len, "host CPU (Eigen + OpenMP)");
   return 1;
 }
@@ -47,7 +55,22 @@ void run_typed(const flashport_problem& p) {
     flashport::cpu::backward<T>(p);
 }
 
+// bf16 goes to the 16-bit units when the process-wide choice has them.
+void run_bf16(const flashport_problem& p) {
+  const flashport::cpu::MxKernels* mx = flashport::cpu::isa_choice().bf16;
+  if (mx == nullptr)
+    run_typed<Eigen::bfloat16>(p);
+  else if (p.direction == FLASHPORT_DIRECTION_FORWARD)
+    flashport::cpu::forward_mx(p, *mx);
+  else
+    flashport::cpu::backward_mx(p, *mx);
+}
+
 int32_t cpu_run(const flashport_problem* p, char* err, size_t err_len) {
+  if (!flashport::cpu::isa_choice().ok) {  // the probe has said so already; a registry never calls run then
+    write_message(err, err_len, flashport::cpu::isa_choice().error.c_str());
+    return FLASHPORT_STATUS_UNSUPPORTED;
+  }
   try {
     switch (p->dtype) {
       case FLASHPORT_DTYPE_F32:
@@ -57,7 +80,7 @@ int32_t cpu_run(const flashport_problem* p, char* err, size_t err_len) {
         run_typed<Eigen::half>(*p);
         break;
       case FLASHPORT_DTYPE_BF16:
-        run_typed<Eigen::bfloat16>(*p);
+        run_bf16(*p);
         break;
       default:
         write_message(err, err_len, "cpu backend: unsupported dtype");
@@ -113,4 +136,14 @@ const flashport_backend_iface kCpuIface = {
 
 }  // namespace
 
-extern "C" const flashport_backend_iface* flashport_cpu_backend_iface(void) { return &kCpuIface; }
+// The table with the description extended by the block products in use (decided here, once per process).
+extern "C" const flashport_backend_iface* flashport_cpu_backend_iface(void) {
+  static const std::string description =
+      std::string(kCpuIface.description) + "; " + flashport::cpu::isa_choice().description;
+  static const flashport_backend_iface iface = [] {
+    flashport_backend_iface t = kCpuIface;
+    t.description = description.c_str();
+    return t;
+  }();
+  return &iface;
+}

@@ -17,7 +17,7 @@
 #define FLASHPORT_CPU_CPU_BACKWARD_H
 
 #include "cpu/cpu_kernels.h"
-#include "cpu/cpu_scores.h"
+#include "cpu/cpu_products.h"
 
 namespace flashport::cpu {
 
@@ -49,12 +49,13 @@ struct BwdBlocks {
 };
 
 // Everything one (query block, key block) pair needs, recomputed from lse: P into blk.p and dS (the gradient with
-// respect to the scaled dot product scale·Q·Kᵀ, softcap derivative 1 - tanh² included) into blk.ds.
+// respect to the scaled dot product scale·Q·Kᵀ, softcap derivative 1 - tanh² included) into blk.ds. The products
+// take the query and key blocks last loaded into ops.
+template <typename Ops>
 inline void probs_and_grads(const ScoreRule& rule, const Mask& mask, int64_t i0, int64_t rows, int64_t j0,
-                            int64_t cols, int64_t dqk, int64_t dv, const BlockView& kb, const BlockView& vb,
-                            const BwdBlocks& blk) {
+                            int64_t cols, const Ops& ops, const BwdBlocks& blk) {
   const bool full = mask.block_visible(i0, i0 + rows, j0, j0 + cols);
-  score_block(rule, mask, full, i0, rows, j0, cols, dqk, blk.q, kb, blk.p, blk.t);
+  ops.scores(rule, mask, full, i0, rows, j0, cols, blk.p, blk.t);
   MatMap P(blk.p, rows, cols);
   VecMap lse(blk.lse, rows), delta(blk.delta, rows);
   // Rows with lse = -inf are fully masked: every entry is masked and zeroed below, so any finite shift will do.
@@ -65,8 +66,7 @@ inline void probs_and_grads(const ScoreRule& rule, const Mask& mask, int64_t i0,
   if (!full) mask.apply(i0, rows, j0, cols, 0.0f, blk.p);
 
   MatMap dS(blk.ds, rows, cols);
-  dS.noalias() = Eigen::Map<const RowMat, Eigen::Aligned64>(blk.dout, rows, dv) *
-                 vb.map(cols, dv).transpose();
+  ops.dp(rows, cols, blk.ds);
   dS.array().colwise() -= delta.array();
   dS.array() *= P.array();
   if (rule.softcap > 0) {
@@ -88,8 +88,9 @@ void load_row_stats(const flashport_problem& p, const std::vector<float>& delta_
 
 }  // namespace detail
 
-template <typename T>
-void backward(const flashport_problem& p) {
+// The products come from Prod (cpu_products.h): Eigen fp32 for backward<T>, the 16-bit units for backward_mx.
+template <typename T, typename Prod>
+void backward_with(const flashport_problem& p, const Prod& prod) {
   using detail::BwdBlocks;
   const int64_t B = p.batch, Sq = p.seqlen_q, Skv = p.seqlen_kv, Hq = p.heads_q, Hkv = p.heads_kv;
   const int64_t Dqk = p.head_dim_qk, Dv = p.head_dim_v, group = Hq / Hkv;
@@ -97,13 +98,18 @@ void backward(const flashport_problem& p) {
   const Tensor4<T> q(p.q), k(p.k), v(p.v), out(p.out), dout(p.dout);
   const Mask mask(p);
   const ScoreRule rule(p);
-  // dS is the gradient with respect to scale·Q·Kᵀ and Q was loaded multiplied by q_mul, so
+  // dS is the gradient with respect to scale·Q·Kᵀ and Q was loaded multiplied by q_mul (kScaledQ) or not, so
   // dK = scale·dSᵀ·Q = (scale / q_mul)·dSᵀ·(q_mul·Q) and dQ = scale·dS·K.
-  const float k_grad_mul = p.scale / rule.q_mul;
+  const float k_grad_mul = Prod::kScaledQ ? p.scale / rule.q_mul : p.scale;
 
   std::vector<float> delta_all(static_cast<size_t>(B * Hq * Sq));
   const int threads = omp_get_max_threads();
-  Scratch scratch(threads, BwdBlocks::floats(Dqk, Dv));
+  Scratch scratch(threads, BwdBlocks::floats(Dqk, Dv) + Prod::Bwd::floats(Dqk, Dv));
+  // The provider's operands of a thread, carved after its BwdBlocks.
+  auto thread_ops = [&](int thread, const BwdBlocks& blk) {
+    Carver carve(scratch.thread_base(thread) + BwdBlocks::floats(Dqk, Dv));
+    return typename Prod::Bwd(prod, carve, Dqk, Dv, blk.q, blk.dout, blk.k, blk.v);
+  };
   // The single pass's per-thread dQ of a whole GQA group; when it cannot be had the two passes do the same work.
   // Its tasks all cost the same (each covers every key block), so it is worth it when they fill the threads' rounds
   // to at least 80% (two passes reach ~75% of its speed), and when a thread's buffer stays within 256 MiB.
@@ -136,17 +142,17 @@ void backward(const flashport_problem& p) {
   });
 
   // Loads Q (scaled), dO, lse and Delta of query block qb of head h; returns its row count.
-  auto load_query_block = [&](const BwdBlocks& blk, int64_t b, int64_t h, int64_t qb) {
+  auto load_query_block = [&](typename Prod::Bwd& ops, const BwdBlocks& blk, int64_t b, int64_t h, int64_t qb) {
     const int64_t i0 = qb * kBwdBlockQ, rows = std::min(kBwdBlockQ, Sq - i0);
-    load_block(q, b, h, i0, rows, Dqk, rule.q_mul, blk.q);
-    load_block(dout, b, h, i0, rows, Dv, 1.0f, blk.dout);
+    ops.load_query(q, dout, b, h, i0, rows, rule.q_mul);
     detail::load_row_stats<T>(p, delta_all, b, h, i0, rows, blk);
     return rows;
   };
 
   // dK and dV of key block kb of KV head hkv, and, when dq_group is not null, the dQ contributions of its pairs
   // added into dq_group ([group][Sq][Dqk] fp32).
-  auto key_block = [&](const BwdBlocks& blk, int64_t b, int64_t hkv, int64_t kb, float* dq_group) {
+  auto key_block = [&](typename Prod::Bwd& ops, const BwdBlocks& blk, int64_t b, int64_t hkv, int64_t kb,
+                       float* dq_group) {
     const int64_t j0 = kb * kBwdBlockK, cols = std::min(kBwdBlockK, Skv - j0);
     MatMap dK(blk.acc_a, cols, Dqk), dV(blk.acc_b, cols, Dv);
     dK.setZero();
@@ -154,20 +160,18 @@ void backward(const flashport_problem& p) {
     int64_t lo, hi;
     mask.row_range(j0, j0 + cols, &lo, &hi);
     if (lo < hi) {
-      load_block(k, b, hkv, j0, cols, Dqk, 1.0f, blk.k);
-      load_block(v, b, hkv, j0, cols, Dv, 1.0f, blk.v);
+      ops.load_keys(k, v, b, hkv, j0, cols, false);
       for (int64_t h = hkv * group; h < (hkv + 1) * group; ++h) {
         for (int64_t qb = lo / kBwdBlockQ; qb * kBwdBlockQ < hi; ++qb) {
-          const int64_t i0 = qb * kBwdBlockQ, rows = load_query_block(blk, b, h, qb);
-          detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, BlockView{blk.k, Dqk},
-                                  BlockView{blk.v, Dv}, blk);
-          dV.noalias() += MatMap(blk.p, rows, cols).transpose() * MatMap(blk.dout, rows, Dv);
-          dK.noalias() += MatMap(blk.ds, rows, cols).transpose() * MatMap(blk.q, rows, Dqk);
+          const int64_t i0 = qb * kBwdBlockQ, rows = load_query_block(ops, blk, b, h, qb);
+          detail::probs_and_grads(rule, mask, i0, rows, j0, cols, ops, blk);
+          ops.add_dv(dV, rows, cols, blk.p);
+          ops.add_dk(dK, rows, cols, blk.ds);
           if (dq_group != nullptr) {
             // Rows of the per-thread group buffer start at any float offset: an unaligned map (an Aligned64 map
             // here is undefined behaviour and trips Eigen's alignment assertion in debug builds).
             Eigen::Map<RowMat, Eigen::Unaligned> dQ(dq_group + ((h - hkv * group) * Sq + i0) * Dqk, rows, Dqk);
-            dQ.noalias() += MatMap(blk.ds, rows, cols) * MatMap(blk.k, cols, Dqk);
+            ops.add_dq(dQ, rows, cols, blk.ds);
           }
         }
       }
@@ -180,9 +184,10 @@ void backward(const flashport_problem& p) {
     parallel_tasks(B * Hkv, [&](int64_t task, int thread) {
       const int64_t b = task / Hkv, hkv = task % Hkv;
       BwdBlocks blk(scratch.thread_base(thread), Dqk, Dv);
+      auto ops = thread_ops(thread, blk);
       float* dq_group = dq_all.data() + static_cast<size_t>(thread) * group * Sq * Dqk;
       std::fill(dq_group, dq_group + group * Sq * Dqk, 0.0f);
-      for (int64_t kb = 0; kb < nkb; ++kb) key_block(blk, b, hkv, kb, dq_group);
+      for (int64_t kb = 0; kb < nkb; ++kb) key_block(ops, blk, b, hkv, kb, dq_group);
       for (int64_t g = 0; g < group; ++g)
         store_block<T>(p.dq, b, hkv * group + g, 0, Sq, Dqk, p.scale, dq_group + g * Sq * Dqk);
     });
@@ -191,7 +196,9 @@ void backward(const flashport_problem& p) {
 
   parallel_tasks(B * Hkv * nkb, [&](int64_t task, int thread) {
     const int64_t kb = task % nkb, hkv = (task / nkb) % Hkv, b = task / (nkb * Hkv);
-    key_block(BwdBlocks(scratch.thread_base(thread), Dqk, Dv), b, hkv, kb, nullptr);
+    BwdBlocks blk(scratch.thread_base(thread), Dqk, Dv);
+    auto ops = thread_ops(thread, blk);
+    key_block(ops, blk, b, hkv, kb, nullptr);
   });
 
   // dQ per query block, recomputing P and dS over the key blocks it sees, in ascending order.
@@ -200,20 +207,25 @@ void backward(const flashport_problem& p) {
     const int64_t hkv = h / group;
     const int64_t i0 = qb * kBwdBlockQ, rows = std::min(kBwdBlockQ, Sq - i0);
     BwdBlocks blk(scratch.thread_base(thread), Dqk, Dv);
+    auto ops = thread_ops(thread, blk);
     MatMap dQ(blk.acc_a, rows, Dqk);
     dQ.setZero();
     int64_t lo, hi;
     mask.key_range(i0, i0 + rows, &lo, &hi);
-    if (lo < hi) load_query_block(blk, b, h, qb);
+    if (lo < hi) load_query_block(ops, blk, b, h, qb);
     for (int64_t kb = lo / kBwdBlockK; kb * kBwdBlockK < hi; ++kb) {
       const int64_t j0 = kb * kBwdBlockK, cols = std::min(kBwdBlockK, Skv - j0);
-      const BlockView kv = view_block(k, b, hkv, j0, cols, Dqk, blk.k);
-      const BlockView vv = view_block(v, b, hkv, j0, cols, Dv, blk.v);
-      detail::probs_and_grads(rule, mask, i0, rows, j0, cols, Dqk, Dv, kv, vv, blk);
-      dQ.noalias() += MatMap(blk.ds, rows, cols) * kv.map(cols, Dqk);
+      ops.load_keys(k, v, b, hkv, j0, cols, true);
+      detail::probs_and_grads(rule, mask, i0, rows, j0, cols, ops, blk);
+      ops.add_dq(dQ, rows, cols, blk.ds);
     }
     store_block<T>(p.dq, b, h, i0, rows, Dqk, p.scale, blk.acc_a);
   });
+}
+
+template <typename T>
+void backward(const flashport_problem& p) {
+  backward_with<T>(p, EigenProducts<T>{});
 }
 
 }  // namespace flashport::cpu

@@ -7,12 +7,13 @@
 #define FLASHPORT_CPU_CPU_FORWARD_H
 
 #include "cpu/cpu_kernels.h"
-#include "cpu/cpu_scores.h"
+#include "cpu/cpu_products.h"
 
 namespace flashport::cpu {
 
-template <typename T>
-void forward(const flashport_problem& p) {
+// The products come from Prod (cpu_products.h): Eigen fp32 for forward<T>, the 16-bit units for forward_mx.
+template <typename T, typename Prod>
+void forward_with(const flashport_problem& p, const Prod& prod) {
   const int64_t Sq = p.seqlen_q, Hq = p.heads_q, Dqk = p.head_dim_qk, Dv = p.head_dim_v;
   const int64_t group = p.heads_q / p.heads_kv;
   const int64_t nqb = (Sq + kFwdBlockQ - 1) / kFwdBlockQ;
@@ -20,10 +21,9 @@ void forward(const flashport_problem& p) {
   const Mask mask(p);
   const ScoreRule rule(p);
 
-  // Q, K, V, S, O blocks and the row statistics m, l, alpha.
-  const size_t per_thread = Carver::size(kFwdBlockQ * Dqk) + Carver::size(kFwdBlockK * Dqk) +
-                            Carver::size(kFwdBlockK * Dv) + Carver::size(kFwdBlockQ * kFwdBlockK) +
-                            Carver::size(kFwdBlockQ * Dv) + 3 * Carver::size(kFwdBlockQ);
+  // S, O blocks, the row statistics m, l, alpha, and the provider's Q, K, V operands.
+  const size_t per_thread = Carver::size(kFwdBlockQ * kFwdBlockK) + Carver::size(kFwdBlockQ * Dv) +
+                            3 * Carver::size(kFwdBlockQ) + Prod::Fwd::floats(Dqk, Dv);
   Scratch scratch(omp_get_max_threads(), per_thread);
 
   parallel_tasks(p.batch * Hq * nqb, [&](int64_t task, int thread) {
@@ -36,20 +36,18 @@ void forward(const flashport_problem& p) {
     const int64_t i0 = qb * kFwdBlockQ, rows = std::min(kFwdBlockQ, Sq - i0);
 
     Carver carve(scratch.thread_base(thread));
-    float* qs = carve.take(kFwdBlockQ * Dqk);
-    float* ks = carve.take(kFwdBlockK * Dqk);
-    float* vs = carve.take(kFwdBlockK * Dv);
     float* ss = carve.take(kFwdBlockQ * kFwdBlockK);
     MatMap O(carve.take(kFwdBlockQ * Dv), rows, Dv);
     VecMap m(carve.take(kFwdBlockQ), rows), l(carve.take(kFwdBlockQ), rows);
     VecMap alpha(carve.take(kFwdBlockQ), rows);
+    typename Prod::Fwd ops(prod, carve, Dqk, Dv);
 
     O.setZero();
     m.setConstant(kNegInf);
     l.setZero();
     int64_t lo, hi;
     mask.key_range(i0, i0 + rows, &lo, &hi);
-    if (lo < hi) load_block(q, b, h, i0, rows, Dqk, rule.q_mul, qs);
+    if (lo < hi) ops.load_q(q, b, h, i0, rows, rule.q_mul);
 
     for (int64_t j0 = lo, cols = 0; j0 < hi; j0 += cols) {
       cols = std::min(kFwdBlockK, hi - j0);
@@ -67,14 +65,13 @@ void forward(const flashport_problem& p) {
       }
       if (r0 >= r1) continue;
       const int64_t n = r1 - r0;
-      const BlockView kb = view_block(k, b, hkv, j0, cols, Dqk, ks);
-      const BlockView vb = view_block(v, b, hkv, j0, cols, Dv, vs);
+      ops.load_kv(k, v, b, hkv, j0, cols);
       if (j0 + cols < hi) {
         const int64_t next = std::min(kFwdBlockK, hi - j0 - cols);
         prefetch_block(k, b, hkv, j0 + cols, next, Dqk);
         prefetch_block(v, b, hkv, j0 + cols, next, Dv);
       }
-      score_block(rule, mask, full, i0 + r0, n, j0, cols, Dqk, qs + r0 * Dqk, kb, ss, nullptr);
+      ops.scores(rule, mask, full, i0 + r0, r0, n, j0, cols, ss);
 
       MatMap S(ss, n, cols);
       auto mb = m.segment(r0, n), lb = l.segment(r0, n), ab = alpha.segment(r0, n);
@@ -93,7 +90,7 @@ void forward(const flashport_problem& p) {
       }
       auto Ob = O.middleRows(r0, n);
       Ob.array().colwise() *= ab.array();
-      Ob.noalias() += S * vb.map(cols, Dv);
+      ops.add_pv(Ob, n, cols, ss);
     }
 
     for (int64_t r = 0; r < rows; ++r) {
@@ -111,6 +108,11 @@ void forward(const flashport_problem& p) {
       for (int64_t r = 0; r < rows; ++r) lse[(i0 + r) * p.lse.stride[2]] = alpha[r];
     }
   });
+}
+
+template <typename T>
+void forward(const flashport_problem& p) {
+  forward_with<T>(p, EigenProducts<T>{});
 }
 
 }  // namespace flashport::cpu

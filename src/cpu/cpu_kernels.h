@@ -22,6 +22,11 @@ extern template void backward<float>(const flashport_problem&);
 extern template void backward<Eigen::half>(const flashport_problem&);
 extern template void backward<Eigen::bfloat16>(const flashport_problem&);
 
+// bf16 with the block products on the 16-bit units (mx_kernels.h); the caller has checked the CPU can run them.
+struct MxKernels;
+void forward_mx(const flashport_problem& p, const MxKernels& kernels);
+void backward_mx(const flashport_problem& p, const MxKernels& kernels);
+
 }  // namespace flashport::cpu
 
 #endif

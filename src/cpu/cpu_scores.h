@@ -16,13 +16,11 @@ struct ScoreRule {
       : softcap(p.softcap), q_mul(p.softcap > 0 ? p.scale / p.softcap : p.scale) {}
 };
 
-// s (rows x cols) = q (rows x dqk) · k (cols x dqk)ᵀ, then softcap·tanh(s) when softcap is on (tanh kept in t when
-// t is not null, for the backward's derivative), then -inf on masked entries unless the block is fully visible.
-inline void score_block(const ScoreRule& rule, const Mask& mask, bool full, int64_t i0, int64_t rows, int64_t j0,
-                        int64_t cols, int64_t dqk, const float* q, const BlockView& k, float* s, float* t) {
+// On a block of raw scores s (rows x cols): softcap·tanh(s) when softcap is on (tanh kept in t when t is not null,
+// for the backward's derivative), then -inf on masked entries unless the block is fully visible.
+inline void score_epilogue(const ScoreRule& rule, const Mask& mask, bool full, int64_t i0, int64_t rows, int64_t j0,
+                           int64_t cols, float* s, float* t) {
   MatMap S(s, rows, cols);
-  S.noalias() = Eigen::Map<const RowMat, Eigen::Aligned64>(q, rows, dqk) *
-                k.map(cols, dqk).transpose();
   if (rule.softcap > 0) {
     if (t != nullptr) {
       MatMap Tm(t, rows, cols);
@@ -33,6 +31,15 @@ inline void score_block(const ScoreRule& rule, const Mask& mask, bool full, int6
     }
   }
   if (!full) mask.apply(i0, rows, j0, cols, kNegInf, s);
+}
+
+// s (rows x cols) = q (rows x dqk) · k (cols x dqk)ᵀ, then the epilogue above.
+inline void score_block(const ScoreRule& rule, const Mask& mask, bool full, int64_t i0, int64_t rows, int64_t j0,
+                        int64_t cols, int64_t dqk, const float* q, const BlockView& k, float* s, float* t) {
+  MatMap S(s, rows, cols);
+  S.noalias() = Eigen::Map<const RowMat, Eigen::Aligned64>(q, rows, dqk) *
+                k.map(cols, dqk).transpose();
+  score_epilogue(rule, mask, full, i0, rows, j0, cols, s, t);
 }
 
 }  // namespace flashport::cpu
