@@ -52,7 +52,8 @@ struct Case {
 
 // The fixed, deterministic list: odd sizes (1, 7, 33, 257), Sq != Skv both ways, GQA and MQA, Dv != Dqk, causal with
 // both alignments, windows (including ones that leave rows fully masked), softcap, every layout, every dtype, head
-// dims 32..256. Small enough to run the whole list under sanitizers.
+// dims 32..256; then odd head dims (3..21, rows that are no multiple of any vector or cache line). Small enough to run
+// the whole list under sanitizers.
 std::vector<Case> conformance_cases();
 
 }  // namespace flashport::conformance
