@@ -211,6 +211,40 @@ TEST_CASE("validation: head dims over 256 are unsupported") {
   expect_backward_rejected(b, FLASHPORT_STATUS_UNSUPPORTED, "head_dim_v = 257");
 }
 
+TEST_CASE("validation: data must be aligned to the element size") {
+  SUBCASE("F32 q at +1 byte") {
+    Forward f;
+    f.args.q.data = f.q.bytes.data() + 1;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT,
+                            "is not aligned to its element size (4 bytes for F32)");
+    CHECK(last_error_has("q.data = "));
+  }
+  SUBCASE("F32 out at +2 bytes") {
+    Forward f;
+    f.args.out.data = f.out.bytes.data() + 2;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "out.data = ");
+    CHECK(last_error_has("not aligned"));
+  }
+  SUBCASE("lse at +1 byte") {
+    Forward f;
+    f.args.lse.data = f.lse.bytes.data() + 1;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "lse.data = ");
+  }
+  SUBCASE("BF16 dv at +1 byte") {
+    Backward b(dispatch_test::Shape{}, FLASHPORT_DTYPE_BF16);
+    b.args.dv.data = b.dv.bytes.data() + 1;
+    expect_backward_rejected(b, FLASHPORT_STATUS_INVALID_ARGUMENT, "dv.data = ");
+    CHECK(last_error_has("(2 bytes for BF16)"));
+  }
+  SUBCASE("BF16 data on a 2-byte boundary is aligned") {
+    // The size query reads no memory, so a view moved by one element can be validated without a larger buffer.
+    Backward b(dispatch_test::Shape{}, FLASHPORT_DTYPE_BF16);
+    b.args.k.data = b.k.bytes.data() + 2;
+    size_t bytes = kUnwritten;
+    CHECK(flashport_backward_workspace_size(&b.args, &bytes) == FLASHPORT_STATUS_OK);
+  }
+}
+
 TEST_CASE("validation: strides") {
   Forward f;
   f.args.v.strides[2] = -6;

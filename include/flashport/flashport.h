@@ -135,8 +135,10 @@ typedef enum flashport_device_type {
 /**
  * A borrowed view of a 4-D tensor. Not versioned: its layout is fixed for the life of ABI version 1.
  *
- * - data:      first element. The caller owns the memory; it must stay valid for the duration of the call (for GPU
- *              backends: until the work queued on `stream` has finished). NULL marks an optional tensor as absent.
+ * - data:      first element, aligned to the element size (4 bytes for F32, 2 for F16 and BF16; the lse tensor is
+ *              F32); a misaligned pointer is refused with FLASHPORT_STATUS_INVALID_ARGUMENT. The caller owns the
+ *              memory; it must stay valid for the duration of the call (for GPU backends: until the work queued on
+ *              `stream` has finished). NULL marks an optional tensor as absent.
  * - dtype:     a flashport_dtype.
  * - device_type, device_id: where `data` lives (DLPack numbering; device_id is the GPU ordinal, 0 for CPU).
  * - shape:     logical sizes [batch, seqlen, heads, head_dim]; every entry >= 1.

@@ -93,6 +93,10 @@ void check_tensor(const Operand& op, DataPointers data) {
     fail(FLASHPORT_STATUS_DEVICE_MISMATCH, n, ".device_type = ", t.device_type,
          " is not a flashport_device_type (CPU 1, CUDA 2, ROCm 10)");
   if (t.device_id < 0) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, n, ".device_id = ", t.device_id, "; must be >= 0");
+  // Every element is then aligned too: strides count elements.
+  if (reinterpret_cast<uintptr_t>(t.data) % static_cast<uint64_t>(element_size(t.dtype)) != 0)
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, n, ".data = ", t.data, " is not aligned to its element size (",
+         element_size(t.dtype), " bytes for ", dtype_name(t.dtype), ")");
   for (int d = 0; d < FLASHPORT_RANK; ++d) {
     if (t.shape[d] < 1)
       fail(FLASHPORT_STATUS_SHAPE_MISMATCH, n, ".shape[", d, "] (", kDimLabel[op.layout[d]], ") = ", t.shape[d],
