@@ -1,7 +1,6 @@
 #include "cases.h"
 
 #include <cmath>
-#include <iterator>
 #include <sstream>
 
 namespace flashport::conformance {
@@ -33,7 +32,7 @@ bool Case::visible(int64_t i, int64_t j) const {
 
 std::string Case::describe() const {
   static const char* const kDtype[] = {"?", "f32", "f16", "bf16"};
-  static const char* const kLayout[] = {"contiguous", "heads-first", "strided"};
+  static const char* const kLayout[] = {"contiguous", "heads-first", "strided", "reversed", "reversed-all"};
   std::ostringstream s;
   s << "b" << batch << " sq" << seqlen_q << " skv" << seqlen_kv << " hq" << heads_q << " hkv" << heads_kv << " d"
     << head_dim_qk << "/" << head_dim_v << " " << kDtype[dtype] << " " << kLayout[static_cast<int>(layout)];
@@ -131,14 +130,15 @@ std::vector<Case> conformance_cases() {
       {2, 37, 45, 6, 2, 7, 3},      // GQA 3:1, Dv < Dqk, both odd
       {1, 300, 260, 2, 1, 13, 21},  // crosses the CPU's 256-row query blocks and 128-row key blocks
   };
-  const std::vector<Layout> all_layouts(std::begin(layouts), std::end(layouts));
+  const std::vector<Layout> all_layouts{Layout::Contiguous, Layout::HeadsFirst, Layout::Strided, Layout::Reversed,
+                                        Layout::ReversedAll};
   int m = 0;
   for (const Shape& s : odd_shapes) {
     for (const Options& o : options) {
       for (flashport_dtype dtype : dtypes) {
         const bool tiny = s.sq * s.skv <= 64;
         if (tiny && dtype != FLASHPORT_DTYPE_F32) continue;
-        const std::vector<Layout> these = tiny ? all_layouts : std::vector<Layout>{all_layouts[m % 3]};
+        const std::vector<Layout> these = tiny ? all_layouts : std::vector<Layout>{all_layouts[m % 5]};
         for (Layout layout : these) {
           Case c = case_of(s, o, dtype, layout, seed++);
           c.with_lse = m % 4 != 3;
@@ -150,6 +150,19 @@ std::vector<Case> conformance_cases() {
     }
   }
 
+  // Negative strides (both reversed layouts, on inputs and outputs alike, forward and backward): shapes with batch
+  // and GQA, across block boundaries, Sq > Skv, with every dtype and a rotating option set.
+  const Shape reversed_shapes[] = {shapes[2], shapes[3], shapes[5], shapes[8]};
+  for (const Shape& s : reversed_shapes) {
+    for (Layout layout : {Layout::Reversed, Layout::ReversedAll}) {
+      for (flashport_dtype dtype : dtypes) {
+        Case c = case_of(s, options[m % 7], dtype, layout, seed++);
+        c.deterministic = m % 2 == 1;
+        cases.push_back(c);
+        ++m;
+      }
+    }
+  }
   return cases;
 }
 
