@@ -5,9 +5,12 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "dispatch_fixture.h"
 
@@ -211,17 +214,121 @@ TEST_CASE("validation: head dims over 256 are unsupported") {
   expect_backward_rejected(b, FLASHPORT_STATUS_UNSUPPORTED, "head_dim_v = 257");
 }
 
-TEST_CASE("validation: strides") {
-  Forward f;
-  f.args.v.strides[2] = -6;
-  expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "v.strides[2] = -6");
+TEST_CASE("validation: data must be aligned to the element size") {
+  SUBCASE("F32 q at +1 byte") {
+    Forward f;
+    f.args.q.data = f.q.bytes.data() + 1;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT,
+                            "is not aligned to its element size (4 bytes for F32)");
+    CHECK(last_error_has("q.data = "));
+  }
+  SUBCASE("F32 out at +2 bytes") {
+    Forward f;
+    f.args.out.data = f.out.bytes.data() + 2;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "out.data = ");
+    CHECK(last_error_has("not aligned"));
+  }
+  SUBCASE("lse at +1 byte") {
+    Forward f;
+    f.args.lse.data = f.lse.bytes.data() + 1;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "lse.data = ");
+  }
+  SUBCASE("BF16 dv at +1 byte") {
+    Backward b(dispatch_test::Shape{}, FLASHPORT_DTYPE_BF16);
+    b.args.dv.data = b.dv.bytes.data() + 1;
+    expect_backward_rejected(b, FLASHPORT_STATUS_INVALID_ARGUMENT, "dv.data = ");
+    CHECK(last_error_has("(2 bytes for BF16)"));
+  }
+  SUBCASE("BF16 data on a 2-byte boundary is aligned") {
+    // The size query reads no memory, so a view moved by one element can be validated without a larger buffer.
+    Backward b(dispatch_test::Shape{}, FLASHPORT_DTYPE_BF16);
+    b.args.k.data = b.k.bytes.data() + 2;
+    size_t bytes = kUnwritten;
+    CHECK(flashport_backward_workspace_size(&b.args, &bytes) == FLASHPORT_STATUS_OK);
+  }
+}
+
+TEST_CASE("validation: negative strides") {
+  SUBCASE("a reversed view is accepted and computes what the forward view does") {
+    // q and out read backwards along seqlen and heads: data points at the last row's last head.
+    Forward f, g;  // the same inputs (same seed)
+    for (flashport_tensor* t : {&f.args.q, &f.args.out}) {
+      auto* base = static_cast<unsigned char*>(t->data);
+      t->data = base + 4 * ((t->shape[1] - 1) * t->strides[1] + (t->shape[2] - 1) * t->strides[2]);
+      t->strides[1] = -t->strides[1];
+      t->strides[2] = -t->strides[2];
+    }
+    REQUIRE(flashport_forward(&f.args) == FLASHPORT_STATUS_OK);
+    // g's q is f's q with the same reversal undone by hand: a copy in reversed row and head order.
+    const dispatch_test::Shape s;
+    for (int64_t b = 0; b < s.batch; ++b)
+      for (int64_t i = 0; i < s.seqlen_q; ++i)
+        for (int64_t h = 0; h < s.heads_q; ++h)
+          std::memcpy(&g.q.bytes[4 * (((b * s.seqlen_q + i) * s.heads_q + h) * s.head_dim_qk)],
+                      &f.q.bytes[4 * (((b * s.seqlen_q + (s.seqlen_q - 1 - i)) * s.heads_q + (s.heads_q - 1 - h)) *
+                                      s.head_dim_qk)],
+                      4 * s.head_dim_qk);
+    REQUIRE(flashport_forward(&g.args) == FLASHPORT_STATUS_OK);
+    for (int64_t b = 0; b < s.batch; ++b)
+      for (int64_t i = 0; i < s.seqlen_q; ++i)
+        for (int64_t h = 0; h < s.heads_q; ++h) {
+          INFO("b ", b, " i ", i, " h ", h);
+          CHECK(std::memcmp(&g.out.bytes[4 * (((b * s.seqlen_q + i) * s.heads_q + h) * s.head_dim_v)],
+                            &f.out.bytes[4 * (((b * s.seqlen_q + (s.seqlen_q - 1 - i)) * s.heads_q +
+                                               (s.heads_q - 1 - h)) * s.head_dim_v)],
+                            4 * s.head_dim_v) == 0);
+        }
+  }
+  SUBCASE("the overlap check uses the range from the lowest to the highest element") {
+    // q and a reversed out in one buffer, out right after q: disjoint. One element lower, out's lowest element is
+    // q's last one although out.data itself is far above q.
+    Forward f;
+    const size_t q_bytes = f.q.bytes.size(), out_bytes = f.out.bytes.size();
+    std::vector<unsigned char> shared(q_bytes + out_bytes, dispatch_test::kSentinel);
+    std::memcpy(shared.data(), f.q.bytes.data(), q_bytes);
+    f.args.q.data = shared.data();
+    for (int d = 0; d < 4; ++d) f.args.out.strides[d] = -f.args.out.strides[d];
+    f.args.out.data = shared.data() + q_bytes + out_bytes - 4;  // element [0, 0, 0, 0] is the highest
+    CHECK(flashport_forward(&f.args) == FLASHPORT_STATUS_OK);
+    f.args.out.data = shared.data() + q_bytes + out_bytes - 8;
+    const std::vector<unsigned char> before = shared;
+    expect_rejected(flashport_forward(&f.args), FLASHPORT_STATUS_ALIASING, "overlaps q");
+    CHECK(shared == before);
+  }
+  SUBCASE("an output's elements must not collide whatever the strides' signs") {
+    Forward f;
+    f.args.out.strides[3] = -1;
+    f.args.out.strides[2] = -2;  // head_dim 6 spans 6 elements: heads would interleave
+    expect_forward_rejected(f, FLASHPORT_STATUS_ALIASING, "out.strides[2] = -2 is not larger in magnitude");
+  }
+  SUBCASE("an extent reaching below address 0") {
+    Forward f;
+    f.args.k.data = reinterpret_cast<void*>(uintptr_t{64});
+    f.args.k.strides[1] = -1024;
+    expect_rejected(flashport_forward(&f.args), FLASHPORT_STATUS_OVERFLOW, "reaches below address 0");
+    CHECK(f.outputs_untouched());
+  }
+  SUBCASE("INT64_MIN on a dim of size 1 is never used") {
+    Forward f;
+    f.args.lse.strides[3] = std::numeric_limits<int64_t>::min();  // lse's trailing dim of size 1
+    CHECK(flashport_forward(&f.args) == FLASHPORT_STATUS_OK);
+  }
+  SUBCASE("INT64_MIN on a longer dim makes the extent overflow") {
+    Forward f;
+    f.args.v.strides[0] = std::numeric_limits<int64_t>::min();
+    expect_forward_rejected(f, FLASHPORT_STATUS_OVERFLOW, "the extent overflows int64");
+  }
 }
 
 TEST_CASE("validation: overflow") {
   Forward f;
-  SUBCASE("size * stride") {
-    f.args.k.strides[0] = std::numeric_limits<int64_t>::max() / 2 + 1;  // times batch 2
-    expect_forward_rejected(f, FLASHPORT_STATUS_OVERFLOW, "k.shape[0] = 2 with k.strides[0]");
+  SUBCASE("(size - 1) * stride") {
+    f.args.k.strides[1] = std::numeric_limits<int64_t>::max() / 6 + 1;  // times seqlen_kv - 1 = 6
+    expect_forward_rejected(f, FLASHPORT_STATUS_OVERFLOW, "k.shape[1] = 7 with k.strides[1]");
+  }
+  SUBCASE("(size - 1) * negative stride") {
+    f.args.k.strides[1] = std::numeric_limits<int64_t>::min() / 6 - 1;
+    expect_forward_rejected(f, FLASHPORT_STATUS_OVERFLOW, "k.shape[1] = 7 with k.strides[1]");
   }
   SUBCASE("element extent sum") {
     f.args.q.strides[0] = std::numeric_limits<int64_t>::max() / 2 - 1;
@@ -243,6 +350,63 @@ TEST_CASE("validation: overflow") {
     f.args.q.shape[2] = f.args.out.shape[2] = f.args.lse.shape[1] = big;
     f.args.q.strides[1] = f.args.q.strides[2] = 0;
     expect_forward_rejected(f, FLASHPORT_STATUS_OVERFLOW, "q.shape[2] = 2097152");
+  }
+  SUBCASE("byte extent beyond the address space, whatever the heap layout") {
+    // Fits in int64 but not in 2^48 bytes: refused as OVERFLOW for an input and an output alike, before the overlap
+    // check could answer ALIASING or not depending on where the heap put the buffers.
+    f.args.out.strides[0] = int64_t{1} << 46;  // x 4 bytes, batch 2: 2^48 bytes plus the rest of the tensor
+    expect_forward_rejected(f, FLASHPORT_STATUS_OVERFLOW, "more than 2^48 = 281474976710656 bytes");
+    CHECK(last_error_has("out spans"));
+    Forward g;
+    g.args.k.strides[1] = -(int64_t{1} << 45);  // 6 x 2^45 elements of 4 bytes, below k.data
+    expect_forward_rejected(g, FLASHPORT_STATUS_OVERFLOW, "k spans");
+  }
+  SUBCASE("a byte extent up to 2^48 passes validation (the size query reads no memory)") {
+    f.args.k.data = f.args.v.data = nullptr;
+    f.args.k.strides[0] = int64_t{1} << 44;  // 2^46 bytes
+    f.args.v.strides[1] = -(int64_t{1} << 43);
+    size_t bytes = kUnwritten;
+    CHECK(flashport_forward_workspace_size(&f.args, &bytes) == FLASHPORT_STATUS_OK);
+    CHECK(bytes == 0);
+  }
+}
+
+TEST_CASE("validation: the contiguous helpers never overflow; what they fill is refused as OVERFLOW") {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  float x[4] = {};
+  flashport_forward_args a;
+  flashport_forward_args_init(&a);
+  SUBCASE("seqlen 2^60: lse's batch stride 8 x 2^60, q's 2^60 x 8 x 8") {
+    const int64_t s = int64_t{1} << 60;
+    flashport_lse_init_contiguous(&a.lse, x, FLASHPORT_DEVICE_CPU, 0, 1, 8, s);
+    CHECK(a.lse.strides[0] == kMax);  // saturated, not wrapped to INT64_MIN
+    CHECK(a.lse.strides[1] == s);
+    CHECK(a.lse.strides[2] == 1);
+    for (flashport_tensor* t : {&a.q, &a.k, &a.v, &a.out})
+      flashport_tensor_init_contiguous(t, x, FLASHPORT_DTYPE_F32, FLASHPORT_DEVICE_CPU, 0, 1, s, 8, 8);
+    CHECK(a.q.strides[0] == kMax);
+    CHECK(a.q.strides[1] == 64);
+    expect_rejected(
+        flashport_forward(&a), FLASHPORT_STATUS_OVERFLOW,
+        "q.shape[2] = 8 makes the element count of q (shape [1, 1152921504606846976, 8, 8]) overflow int64");
+    CHECK_FALSE(last_error_has(">= 0"));
+  }
+  SUBCASE("heads x head_dim beyond int64") {
+    const int64_t h = int64_t{1} << 56;
+    for (flashport_tensor* t : {&a.q, &a.k, &a.v, &a.out})
+      flashport_tensor_init_contiguous(t, x, FLASHPORT_DTYPE_F32, FLASHPORT_DEVICE_CPU, 0, 1, 1, h, 256);
+    CHECK(a.q.strides[3] == 1);
+    CHECK(a.q.strides[2] == 256);
+    CHECK(a.q.strides[1] == kMax);
+    CHECK(a.q.strides[0] == kMax);
+    expect_rejected(flashport_forward(&a), FLASHPORT_STATUS_OVERFLOW, "makes the element count of q");
+  }
+  SUBCASE("sizes that fit give the exact strides") {
+    flashport_tensor_init_contiguous(&a.q, nullptr, FLASHPORT_DTYPE_F16, FLASHPORT_DEVICE_CPU, 0, 2, 3, 5, 7);
+    CHECK(a.q.strides[0] == 105);
+    CHECK(a.q.strides[1] == 35);
+    CHECK(a.q.strides[2] == 7);
+    CHECK(a.q.strides[3] == 1);
   }
 }
 

@@ -135,13 +135,26 @@ typedef enum flashport_device_type {
 /**
  * A borrowed view of a 4-D tensor. Not versioned: its layout is fixed for the life of ABI version 1.
  *
- * - data:      first element. The caller owns the memory; it must stay valid for the duration of the call (for GPU
- *              backends: until the work queued on `stream` has finished). NULL marks an optional tensor as absent.
+ * - data:      address of element [0, 0, 0, 0], aligned to the element size (4 bytes for F32, 2 for F16 and BF16;
+ *              the lse tensor is F32); a misaligned pointer is refused with FLASHPORT_STATUS_INVALID_ARGUMENT. The
+ *              caller owns the memory; it must stay valid for the duration of the call (for GPU backends: until the
+ *              work queued on `stream` has finished). NULL marks an optional tensor as absent.
  * - dtype:     a flashport_dtype.
  * - device_type, device_id: where `data` lives (DLPack numbering; device_id is the GPU ordinal, 0 for CPU).
  * - shape:     logical sizes [batch, seqlen, heads, head_dim]; every entry >= 1.
- * - strides:   element (not byte) strides for each of the four dims, >= 0. Any layout is accepted on the CPU;
- *              GPU backends may require strides[3] == 1 and say so in their error message.
+ * - strides:   signed element (not byte) strides for each of the four dims: element [b, s, h, d] is at
+ *              data + b*strides[0] + s*strides[1] + h*strides[2] + d*strides[3] elements, so a negative stride
+ *              (a reversed view such as NumPy's x[:, ::-1], as DLPack allows) addresses elements below `data`.
+ *              Zero strides (broadcasting) are accepted on inputs; an output's strides must give every element its
+ *              own address (else FLASHPORT_STATUS_ALIASING). Any such layout is accepted on the CPU; GPU backends
+ *              may require strides[3] == 1 or non-negative strides and say which tensor and stride in their
+ *              error message.
+ *
+ * Extents: the bytes from the lowest to the highest addressed element must fit in int64 and in a 48-bit address
+ * space (2^48 bytes), and must neither start below address 0 nor wrap past its top; otherwise the call fails with
+ * FLASHPORT_STATUS_OVERFLOW. The library does not know the sizes of the caller's buffers: as with the leading
+ * dimensions of BLAS, the caller guarantees that every element its shape and strides address lies inside memory it
+ * owns. Strides that fit but reach past the buffer cannot be detected and make the call read or write outside it.
  */
 typedef struct flashport_tensor {
   void* data;
@@ -156,7 +169,9 @@ typedef struct flashport_tensor {
 /**
  * Fill `*t` as a contiguous row-major [batch, seqlen, heads, head_dim] tensor (strides
  * {seqlen*heads*head_dim, heads*head_dim, head_dim, 1}). A convenience; any other strides may be set by hand.
- * Does nothing when t is NULL. (since v0.1)
+ * Does nothing when t is NULL. Never overflows: a stride whose product does not fit in int64 is set to INT64_MAX
+ * (and so are the strides of the dims outside it); such a tensor has more elements than int64 can count, and every
+ * call given it fails with FLASHPORT_STATUS_OVERFLOW and a message naming its shape. (since v0.1)
  */
 FLASHPORT_API void flashport_tensor_init_contiguous(flashport_tensor* t, void* data, flashport_dtype dtype,
                                                     flashport_device_type device_type, int32_t device_id,
@@ -165,7 +180,8 @@ FLASHPORT_API void flashport_tensor_init_contiguous(flashport_tensor* t, void* d
 /**
  * The log-sum-exp tensor is also described by a flashport_tensor: dtype F32, on the same device as q, shape
  * {batch, heads_q, seqlen_q, 1} (note the order: heads before seqlen, as FlashAttention stores it) with strides
- * of the caller's choice. This fills a contiguous one (strides {heads_q*seqlen_q, seqlen_q, 1, 1}). (since v0.1)
+ * of the caller's choice. This fills a contiguous one (strides {heads_q*seqlen_q, seqlen_q, 1, 1}); sizes whose
+ * strides overflow are handled as by flashport_tensor_init_contiguous(). (since v0.1)
  */
 FLASHPORT_API void flashport_lse_init_contiguous(flashport_tensor* t, float* data, flashport_device_type device_type,
                                                  int32_t device_id, int64_t batch, int64_t heads_q,

@@ -33,12 +33,14 @@ inline void score_epilogue(const ScoreRule& rule, const Mask& mask, bool full, i
   if (!full) mask.apply(i0, rows, j0, cols, kNegInf, s);
 }
 
-// s (rows x cols) = q (rows x dqk) · k (cols x dqk)ᵀ, then the epilogue above.
+// s (rows x cols) = q (rows x dqk) · k (cols x dqk)ᵀ, then the epilogue above. s and t are aligned scratch blocks;
+// q may start at any row of one (the forward passes the rows that see the key block), so at any float offset when
+// dqk is not a multiple of 16: its map claims no alignment (Eigen's GEMM packs its operands with unaligned loads
+// either way).
 inline void score_block(const ScoreRule& rule, const Mask& mask, bool full, int64_t i0, int64_t rows, int64_t j0,
                         int64_t cols, int64_t dqk, const float* q, const BlockView& k, float* s, float* t) {
   MatMap S(s, rows, cols);
-  S.noalias() = Eigen::Map<const RowMat, Eigen::Aligned64>(q, rows, dqk) *
-                k.map(cols, dqk).transpose();
+  S.noalias() = Eigen::Map<const RowMat, Eigen::Unaligned>(q, rows, dqk) * k.map(cols, dqk).transpose();
   score_epilogue(rule, mask, full, i0, rows, j0, cols, s, t);
 }
 

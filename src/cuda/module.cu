@@ -166,6 +166,13 @@ bool common_supports(const flashport_problem* p, char* why, size_t why_len) {
       return false;
     }
   }
+  int dim = 0;
+  int64_t stride = 0;
+  if (const char* name = flashport_problem_negative_stride(p, &dim, &stride)) {
+    say(why, why_len, "%s.strides[%d] is %lld; the CUDA backend needs non-negative strides (its kernels are not "
+        "verified with negative ones)", name, dim, (long long)stride);
+    return false;
+  }
   // Grid: x = query blocks, y = heads_q, z = batch (y and z are limited to 65535); row indices are int.
   if (p->heads_q > 65535 || p->batch > 65535 || p->seqlen_q > INT_MAX / 2 || p->seqlen_kv > INT_MAX / 2) {
     say(why, why_len, "batch %lld / heads_q %lld / seqlens (%lld, %lld) exceed the CUDA launch limits (65535 "

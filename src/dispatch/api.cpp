@@ -3,6 +3,7 @@
 // status strings, *_init) leave last_error alone, so `flashport_status_string(s), flashport_last_error()` in one
 // printf argument list works in either evaluation order.
 #include <cstring>
+#include <limits>
 
 #include "dispatch/dispatch.h"
 #include "dispatch/error.h"
@@ -77,12 +78,14 @@ void flashport_tensor_init_contiguous(flashport_tensor* t, void* data, flashport
   t->device_type = device_type;
   t->device_id = device_id;
   const int64_t shape[FLASHPORT_RANK] = {batch, seqlen, heads, head_dim};
-  // Wrapping multiplication: absurd sizes give absurd strides that validation then reports, never UB here.
-  const uint64_t s2 = static_cast<uint64_t>(head_dim);
-  const uint64_t s1 = s2 * static_cast<uint64_t>(heads);
-  const uint64_t s0 = s1 * static_cast<uint64_t>(seqlen);
-  const int64_t strides[FLASHPORT_RANK] = {static_cast<int64_t>(s0), static_cast<int64_t>(s1),
-                                           static_cast<int64_t>(s2), 1};
+  // Checked products. A stride that does not fit saturates at INT64_MAX, and so does every stride outside it: the
+  // element count, a multiple of that stride's true value, does not fit either, so validation refuses the tensor
+  // with FLASHPORT_STATUS_OVERFLOW naming its shape. (Sizes < 1 are refused as SHAPE_MISMATCH before that.)
+  constexpr int64_t kSaturated = std::numeric_limits<int64_t>::max();
+  int64_t s1 = 0, s0 = 0;
+  const bool s1_fits = !__builtin_mul_overflow(head_dim, heads, &s1);
+  const bool s0_fits = s1_fits && !__builtin_mul_overflow(s1, seqlen, &s0);
+  const int64_t strides[FLASHPORT_RANK] = {s0_fits ? s0 : kSaturated, s1_fits ? s1 : kSaturated, head_dim, 1};
   std::memcpy(t->shape, shape, sizeof shape);
   std::memcpy(t->strides, strides, sizeof strides);
 }

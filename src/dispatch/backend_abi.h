@@ -36,8 +36,10 @@ extern "C" {
 /** Size of the reason/error buffers the core passes to backends. */
 #define FLASHPORT_MESSAGE_CAPACITY 1024
 
-/** One validated tensor operand: data pointer and element strides in [batch, seqlen, heads, head_dim] order.
- *  For lse the strides are [batch, heads, seqlen, unused]. Absent optional operands have data == NULL. */
+/** One validated tensor operand: the address of element [0, 0, 0, 0] (aligned to the element size) and signed
+ *  element strides in [batch, seqlen, heads, head_dim] order. For lse the strides are [batch, heads, seqlen, unused].
+ *  A stride may be negative: then elements lie below data (validation has checked that the whole byte range, lowest
+ *  to highest element, is addressable and at most 2^48 bytes). Absent optional operands have data == NULL. */
 typedef struct flashport_operand {
   void* data;
   int64_t stride[4];
@@ -50,7 +52,8 @@ typedef enum flashport_direction {
 
 /**
  * A fully validated request, forward or backward. Sizes are positive, products fit in int64, dtypes agree, all
- * operands live on (device_type, device_id), outputs do not alias inputs.
+ * operands live on (device_type, device_id), outputs do not alias inputs. Strides may be negative (a backend whose
+ * kernels assume otherwise refuses such a problem in supports()).
  *
  * Masks are already resolved into one rule. Key j is visible from query row i when
  *     (window_left  < 0 || j >= i + mask_offset - window_left) &&
@@ -118,6 +121,35 @@ typedef struct flashport_combine_problem {
 
   void* stream;          /**< caller's GPU stream or NULL */
 } flashport_combine_problem;
+
+/**
+ * For backends whose kernels take non-negative strides only: the name of the first operand of p ("q", "k", "v",
+ * "out", "lse", "dout", "dq", "dk", "dv") with a negative stride on a dim of size > 1, with that dim and stride;
+ * NULL when there is none. Absent operands (and the backward's in a forward problem) have zero strides, and a
+ * workspace-size query, whose data pointers may be NULL, gets the same answer as the call. A dim of size 1 only
+ * ever has index 0, so its stride is never used.
+ */
+static inline const char* flashport_problem_negative_stride(const flashport_problem* p, int* dim, int64_t* stride) {
+  const int64_t q[4] = {p->batch, p->seqlen_q, p->heads_q, p->head_dim_qk};
+  const int64_t k[4] = {p->batch, p->seqlen_kv, p->heads_kv, p->head_dim_qk};
+  const int64_t v[4] = {p->batch, p->seqlen_kv, p->heads_kv, p->head_dim_v};
+  const int64_t o[4] = {p->batch, p->seqlen_q, p->heads_q, p->head_dim_v};
+  const int64_t l[4] = {p->batch, p->heads_q, p->seqlen_q, 1};
+  const char* const names[9] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
+  const flashport_operand* const ops[9] = {&p->q, &p->k, &p->v, &p->out, &p->lse, &p->dout, &p->dq, &p->dk, &p->dv};
+  const int64_t* const sizes[9] = {q, k, v, o, l, o, q, k, v};
+  int i, d;
+  for (i = 0; i < 9; ++i) {
+    for (d = 0; d < 4; ++d) {
+      if (sizes[i][d] > 1 && ops[i]->stride[d] < 0) {
+        *dim = d;
+        *stride = ops[i]->stride[d];
+        return names[i];
+      }
+    }
+  }
+  return NULL;
+}
 
 /**
  * One backend. Every slot is required unless marked (optional). `why`/`err` buffers are written with a

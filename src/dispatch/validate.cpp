@@ -13,6 +13,11 @@ namespace {
 
 constexpr int64_t kMaxHeadDim = 256;
 
+// No tensor can span more bytes than a process can address: x86-64 and AArch64 have 48-bit virtual addresses (their
+// 57- and 52-bit extensions are opt-in, and no allocator hands out a block anywhere near this size).
+constexpr int kAddressBits = 48;
+constexpr uint64_t kMaxExtentBytes = uint64_t{1} << kAddressBits;
+
 // The seven problem sizes (plus the constant 1 of lse's last dim) that tensor shapes are made of.
 enum Dim : int { kBatch, kSeqQ, kSeqKv, kHeadsQ, kHeadsKv, kDimQk, kDimV, kOne, kDimCount };
 const char* const kDimLabel[kDimCount] = {"batch",    "seqlen_q",    "seqlen_kv",  "heads_q",
@@ -34,7 +39,10 @@ struct Operand {
   Role role;
   flashport_operand* dst;  // where the problem receives it
   const char* null_hint;   // appended to the "data is NULL" message
-  uint64_t bytes = 0;      // byte extent, set by check_extent()
+  // Set by check_extent(): the bytes from the lowest to the end of the highest addressed element (with negative
+  // strides the lowest lies below data), and the address of the lowest byte (0 while data is NULL).
+  uint64_t bytes = 0;
+  uintptr_t first = 0;
 };
 
 // The caller's options, common to forward and backward.
@@ -93,12 +101,14 @@ void check_tensor(const Operand& op, DataPointers data) {
     fail(FLASHPORT_STATUS_DEVICE_MISMATCH, n, ".device_type = ", t.device_type,
          " is not a flashport_device_type (CPU 1, CUDA 2, ROCm 10)");
   if (t.device_id < 0) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, n, ".device_id = ", t.device_id, "; must be >= 0");
+  // Every element is then aligned too: strides count elements.
+  if (reinterpret_cast<uintptr_t>(t.data) % static_cast<uint64_t>(element_size(t.dtype)) != 0)
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, n, ".data = ", t.data, " is not aligned to its element size (",
+         element_size(t.dtype), " bytes for ", dtype_name(t.dtype), ")");
   for (int d = 0; d < FLASHPORT_RANK; ++d) {
     if (t.shape[d] < 1)
       fail(FLASHPORT_STATUS_SHAPE_MISMATCH, n, ".shape[", d, "] (", kDimLabel[op.layout[d]], ") = ", t.shape[d],
            "; every size must be >= 1");
-    if (t.strides[d] < 0)
-      fail(FLASHPORT_STATUS_INVALID_ARGUMENT, n, ".strides[", d, "] = ", t.strides[d], "; strides must be >= 0");
   }
 }
 
@@ -159,49 +169,75 @@ void check_attention_sizes(const std::array<int64_t, kDimCount>& size) {
          kMaxHeadDim);
 }
 
-// Every size*stride, the element count, the element extent and the byte extent fit in int64, and the byte range
-// does not wrap the address space. Sets op.bytes.
+// The element count, every (size - 1) * stride, the lowest and highest element offsets (strides may be negative),
+// the element extent and the byte extent fit in int64; the byte extent fits in the address space, and the byte range
+// neither starts below address 0 nor wraps past the top. Sets op.bytes and op.first.
 void check_extent(Operand& op) {
   const flashport_tensor& t = *op.t;
   const char* n = op.name;
-  int64_t span = 0;  // elements after the first one
   int64_t numel = 1;
   for (int d = 0; d < FLASHPORT_RANK; ++d) {
-    int64_t product = 0;
-    if (__builtin_mul_overflow(t.shape[d], t.strides[d], &product) ||
-        __builtin_add_overflow(span, product - t.strides[d], &span) ||  // the last index is shape - 1
-        __builtin_mul_overflow(numel, t.shape[d], &numel))
-      fail(FLASHPORT_STATUS_OVERFLOW, n, ".shape[", d, "] = ", t.shape[d], " with ", n, ".strides[", d, "] = ",
-           t.strides[d], " makes the tensor's size or extent overflow int64");
+    if (__builtin_mul_overflow(numel, t.shape[d], &numel))
+      fail(FLASHPORT_STATUS_OVERFLOW, n, ".shape[", d, "] = ", t.shape[d], " makes the element count of ", n,
+           " (shape [", t.shape[0], ", ", t.shape[1], ", ", t.shape[2], ", ", t.shape[3], "]) overflow int64");
   }
-  int64_t bytes = 0;
-  if (__builtin_add_overflow(span, int64_t{1}, &span) ||
-      __builtin_mul_overflow(span, element_size(t.dtype), &bytes))
-    fail(FLASHPORT_STATUS_OVERFLOW, n, " spans ", span, " elements of ", element_size(t.dtype),
+  int64_t lowest = 0, highest = 0;  // element offsets from data, over all indices
+  for (int d = 0; d < FLASHPORT_RANK; ++d) {
+    int64_t last = 0;  // offset of index shape - 1 along d: it lowers the lowest offset or raises the highest
+    const bool overflow = __builtin_mul_overflow(t.shape[d] - 1, t.strides[d], &last);
+    int64_t& bound = last < 0 ? lowest : highest;
+    if (overflow || __builtin_add_overflow(bound, last, &bound))
+      fail(FLASHPORT_STATUS_OVERFLOW, n, ".shape[", d, "] = ", t.shape[d], " with ", n, ".strides[", d, "] = ",
+           t.strides[d], " makes the tensor's extent overflow int64");
+  }
+  int64_t span = 0, bytes = 0;  // elements from the lowest to the highest, and their bytes
+  if (__builtin_sub_overflow(highest, lowest, &span) || __builtin_add_overflow(span, int64_t{1}, &span))
+    fail(FLASHPORT_STATUS_OVERFLOW, n, "'s element offsets run from ", lowest, " to ", highest,
+         ": the extent overflows int64");
+  const int64_t esize = element_size(t.dtype);
+  if (__builtin_mul_overflow(span, esize, &bytes))
+    fail(FLASHPORT_STATUS_OVERFLOW, n, " spans ", span, " elements of ", esize,
          " bytes: the byte extent overflows int64");
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data);
-  if (t.data != nullptr && begin > std::numeric_limits<uintptr_t>::max() - static_cast<uint64_t>(bytes))
+  if (static_cast<uint64_t>(bytes) > kMaxExtentBytes)
+    fail(FLASHPORT_STATUS_OVERFLOW, n, " spans ", bytes, " bytes (", span, " elements of ", esize,
+         "), more than 2^", kAddressBits, " = ", kMaxExtentBytes,
+         " bytes, the whole 48-bit virtual address space of x86-64 and AArch64: no allocation can hold it");
+  op.bytes = static_cast<uint64_t>(bytes);
+  if (t.data == nullptr) return;
+  // |lowest| * esize <= bytes <= 2^48: no overflow below.
+  const uintptr_t data = reinterpret_cast<uintptr_t>(t.data);
+  const uint64_t below = static_cast<uint64_t>(-lowest) * static_cast<uint64_t>(esize);
+  if (data < below)
+    fail(FLASHPORT_STATUS_OVERFLOW, n, ".data = ", t.data, " with element offsets down to ", lowest,
+         " (negative strides) reaches below address 0");
+  op.first = data - below;
+  if (op.first > std::numeric_limits<uintptr_t>::max() - op.bytes)
     fail(FLASHPORT_STATUS_OVERFLOW, n, ".data = ", t.data, " plus its extent of ", bytes,
          " bytes wraps the address space");
-  op.bytes = static_cast<uint64_t>(bytes);
 }
 
-// An output whose strides send two elements to one address would be written concurrently. Sorted by stride, each
-// dim of size > 1 must step past everything the smaller dims span; this also accepts every ordinary layout.
+// An output whose strides send two elements to one address would be written concurrently. Sorted by |stride|, each
+// dim of size > 1 must step past everything the smaller dims span; this also accepts every ordinary layout. The sign
+// of a stride does not matter: reversing a dim's index order moves every offset by the same constant.
 void check_distinct_elements(const Operand& op) {
   const flashport_tensor& t = *op.t;
+  // |stride| as uint64 (INT64_MIN has no int64 magnitude); a dim of size 1 has no second element and is skipped.
+  auto magnitude = [&](int d) {
+    return t.strides[d] < 0 ? uint64_t{0} - static_cast<uint64_t>(t.strides[d]) : static_cast<uint64_t>(t.strides[d]);
+  };
   std::array<int, FLASHPORT_RANK> order{0, 1, 2, 3};
-  std::sort(order.begin(), order.end(), [&](int a, int b) { return t.strides[a] < t.strides[b]; });
-  int64_t span = 0;
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return magnitude(a) < magnitude(b); });
+  uint64_t span = 0;
   for (int d : order) {
     if (t.shape[d] == 1) continue;
     if (t.strides[d] == 0)
       fail(FLASHPORT_STATUS_ALIASING, op.name, ".strides[", d, "] = 0 while ", op.name, ".shape[", d, "] = ",
            t.shape[d], ": those output elements would all be written to one address");
-    if (t.strides[d] <= span)
-      fail(FLASHPORT_STATUS_ALIASING, op.name, ".strides[", d, "] = ", t.strides[d], " is not larger than the ",
-           span, " elements spanned by its smaller-stride dims: distinct output elements would share an address");
-    span += (t.shape[d] - 1) * t.strides[d];  // fits: check_extent() ran first
+    if (magnitude(d) <= span)
+      fail(FLASHPORT_STATUS_ALIASING, op.name, ".strides[", d, "] = ", t.strides[d],
+           " is not larger in magnitude than the ", span,
+           " elements spanned by its smaller-stride dims: distinct output elements would share an address");
+    span += static_cast<uint64_t>(t.shape[d] - 1) * magnitude(d);  // fits: check_extent() ran first
   }
 }
 
@@ -211,14 +247,14 @@ void check_aliasing(const std::vector<Operand>& ops) {
     if (out.role != Role::output) continue;
     check_distinct_elements(out);
     if (out.t->data == nullptr) continue;
-    const uintptr_t ob = reinterpret_cast<uintptr_t>(out.t->data);
+    // Byte ranges [first, first + bytes) from each tensor's lowest to its highest element, whatever the strides'
+    // signs; check_extent() made both ends representable.
     for (const Operand& other : ops) {
       if (&other == &out || other.t->data == nullptr) continue;
-      const uintptr_t b = reinterpret_cast<uintptr_t>(other.t->data);
-      if (ob < b + other.bytes && b < ob + out.bytes)
-        fail(FLASHPORT_STATUS_ALIASING, "output ", out.name, " (", out.bytes, " bytes at ", out.t->data,
-             ") overlaps ", other.name, " (", other.bytes, " bytes at ", other.t->data,
-             "); outputs must not share memory with any other tensor");
+      if (out.first < other.first + other.bytes && other.first < out.first + out.bytes)
+        fail(FLASHPORT_STATUS_ALIASING, "output ", out.name, " (", out.bytes, " bytes from ",
+             reinterpret_cast<const void*>(out.first), ") overlaps ", other.name, " (", other.bytes, " bytes from ",
+             reinterpret_cast<const void*>(other.first), "); outputs must not share memory with any other tensor");
     }
   }
 }

@@ -159,6 +159,13 @@ bool common_supported(const flashport_problem& p, std::string* why) {
       return false;
     }
   }
+  int dim = 0;
+  int64_t stride = 0;
+  if (const char* name = flashport_problem_negative_stride(&p, &dim, &stride)) {
+    *why = std::string(name) + ".strides[" + std::to_string(dim) + "] is " + std::to_string(stride) +
+           "; the HIP backend needs non-negative strides (its kernels are not verified with negative ones)";
+    return false;
+  }
   // Grid: x = query blocks, y = heads_q, z = batch (y and z at most 65535); row indices are int.
   if (p.heads_q > 65535 || p.batch > 65535 || p.seqlen_q > INT_MAX / 2 || p.seqlen_kv > INT_MAX / 2) {
     *why = "batch " + std::to_string(p.batch) + " / heads_q " + std::to_string(p.heads_q) + " / seqlens (" +

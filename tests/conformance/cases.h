@@ -16,6 +16,9 @@ enum class Layout {
   Contiguous,  // the API's row-major default
   HeadsFirst,  // stored [batch, heads, seqlen, dim] (a transposed view)
   Strided,     // head_dim stride 2 and padding after every head, row and batch (no dim is contiguous)
+  Reversed,    // contiguous storage read with seqlen and heads backwards (NumPy's x[:, ::-1, ::-1]): negative
+               // strides on both, head_dim contiguous
+  ReversedAll, // contiguous storage read with every dim backwards (x[::-1, ::-1, ::-1, ::-1]): all strides negative
 };
 
 struct Case {
@@ -52,7 +55,8 @@ struct Case {
 
 // The fixed, deterministic list: odd sizes (1, 7, 33, 257), Sq != Skv both ways, GQA and MQA, Dv != Dqk, causal with
 // both alignments, windows (including ones that leave rows fully masked), softcap, every layout, every dtype, head
-// dims 32..256. Small enough to run the whole list under sanitizers.
+// dims 32..256; then odd head dims (3..21, rows that are no multiple of any vector or cache line) and the negative
+// stride layouts. Small enough to run the whole list under sanitizers.
 std::vector<Case> conformance_cases();
 
 }  // namespace flashport::conformance

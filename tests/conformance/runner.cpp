@@ -76,7 +76,7 @@ struct DeviceTensor {
   bool download(std::string* why) { return buffer.download(image.bytes.data(), why); }
   flashport_tensor tensor(const DeviceMemory& memory) const {
     flashport_tensor t{};
-    t.data = buffer.get();
+    t.data = static_cast<char*>(buffer.get()) + image.origin * static_cast<int64_t>(element_size(image.dtype));
     t.dtype = image.dtype;
     t.device_type = memory.device_type();
     t.device_id = memory.device_id();
@@ -135,10 +135,11 @@ std::array<int64_t, 4> dims(int64_t b, int64_t s, int64_t h, int64_t d) { return
 HostImage::HostImage(std::array<int64_t, 4> shape_, Layout layout, flashport_dtype dtype_, bool is_lse)
     : shape(shape_), dtype(dtype_) {
   const int64_t n1 = shape[1], n2 = shape[2], n3 = shape[3];
+  const bool reversed = layout == Layout::Reversed || layout == Layout::ReversedAll;
   if (is_lse) {  // [B, H, S]: contiguous, or every other element with padding
     strides = layout == Layout::Strided ? std::array<int64_t, 4>{n1 * (2 * n2 + 1) + 3, 2 * n2 + 1, 2, 1}
                                         : std::array<int64_t, 4>{n1 * n2, n2, 1, 1};
-  } else if (layout == Layout::Contiguous) {
+  } else if (layout == Layout::Contiguous || reversed) {
     strides = {n1 * n2 * n3, n2 * n3, n3, 1};
   } else if (layout == Layout::HeadsFirst) {
     strides = {n2 * n1 * n3, n3, n1 * n3, 1};
@@ -146,8 +147,18 @@ HostImage::HostImage(std::array<int64_t, 4> shape_, Layout layout, flashport_dty
     const int64_t sh = 2 * n3 + 1, ss = n2 * sh + 3, sb = n1 * ss + 5;
     strides = {sb, ss, sh, 2};
   }
+  // The reversed layouts walk the same storage backwards: dims 1 and 2 (seqlen and heads; heads and seqlen of lse),
+  // and for ReversedAll dims 0 and 3 too.
+  if (reversed) {
+    for (int i = 0; i < 4; ++i)
+      if (layout == Layout::ReversedAll || i == 1 || i == 2) strides[i] = -strides[i];
+  }
   size_t elems = 1;
-  for (int i = 0; i < 4; ++i) elems += static_cast<size_t>((shape[i] - 1) * strides[i]);
+  for (int i = 0; i < 4; ++i) {
+    const int64_t last = (shape[i] - 1) * strides[i];
+    elems += static_cast<size_t>(last < 0 ? -last : last);
+    if (last < 0) origin -= last;
+  }
   bytes.assign(elems * element_size(dtype), 0xFF);
   in_view.assign(elems, 0);
   for_each([&](size_t, size_t off) { in_view[off] = 1; });

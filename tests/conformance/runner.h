@@ -47,9 +47,11 @@ CaseInputs make_inputs(const Case& c);
 
 // A [B, S, H, D] tensor (or lse [B, H, S, 1]) laid out per the case, as the bytes of its dtype on the host, with a
 // map of which buffer elements belong to the view. Everything outside the view is poison (all-ones bytes: NaN in
-// every dtype), and so is the view until filled.
+// every dtype), and so is the view until filled. Strides may be negative: element [0, 0, 0, 0] is then not the
+// first of the buffer but sits at buffer element `origin`, and the tensor's data pointer points there.
 struct HostImage {
   std::array<int64_t, 4> shape{}, strides{};
+  int64_t origin = 0;  // buffer element of [0, 0, 0, 0]
   flashport_dtype dtype = FLASHPORT_DTYPE_F32;
   std::vector<uint8_t> bytes;
   std::vector<char> in_view;
@@ -64,7 +66,8 @@ struct HostImage {
       for (int64_t b = 0; b < shape[1]; ++b)
         for (int64_t c = 0; c < shape[2]; ++c)
           for (int64_t d = 0; d < shape[3]; ++d)
-            f(dense++, static_cast<size_t>(a * strides[0] + b * strides[1] + c * strides[2] + d * strides[3]));
+            f(dense++,
+              static_cast<size_t>(origin + a * strides[0] + b * strides[1] + c * strides[2] + d * strides[3]));
   }
   void set(size_t offset, double x);
   double get(size_t offset) const;

@@ -310,6 +310,39 @@ TEST_CASE("hip backward declines a request with dlse until its kernels take it, 
   CHECK(rec.calls.empty());
 }
 
+TEST_CASE("hip declines negative strides in either direction, naming the tensor and stride") {
+  reset();
+  std::string why;
+  flashport_problem p = backward(FLASHPORT_DTYPE_BF16, 2, 64, 64, 2, 1, 64);
+  REQUIRE(plan_supported(p, &why));
+  p.dk.stride[1] = -p.dk.stride[1];
+  CHECK_FALSE(plan_supported(p, &why));
+  CHECK(has(why, "dk.strides[1] is -64; the HIP backend needs non-negative strides"));
+  CHECK(plan_workspace_size(p) == 0);
+  std::string err;
+  CHECK(plan_run(p, &err) == FLASHPORT_STATUS_UNSUPPORTED);
+  CHECK(err == why);
+  CHECK(rec.calls.empty());
+
+  p = backward(FLASHPORT_DTYPE_BF16, 2, 64, 64, 2, 1, 64);
+  p.lse.stride[2] = -1;
+  CHECK_FALSE(plan_supported(p, &why));
+  CHECK(has(why, "lse.strides[2] is -1"));
+
+  p = backward(FLASHPORT_DTYPE_BF16, 2, 64, 64, 2, 1, 64);
+  p.direction = FLASHPORT_DIRECTION_FORWARD;
+  p.q.stride[0] = -p.q.stride[0];
+  CHECK_FALSE(plan_supported(p, &why));
+  CHECK(has(why, "q.strides[0]"));
+  // A dim of size 1 only has index 0: its stride is never used, whatever its sign.
+  p = backward(FLASHPORT_DTYPE_BF16, 2, 64, 64, 2, 1, 64);
+  p.direction = FLASHPORT_DIRECTION_FORWARD;
+  p.k.stride[2] = -7;  // heads_kv 1
+  why.clear();
+  CHECK(plan_supported(p, &why));
+  CHECK(why.empty());
+}
+
 TEST_CASE("hip backward: the caller's workspace is checked before anything runs; failures keep their message") {
   reset();
   flashport_problem p = backward(FLASHPORT_DTYPE_F16, 1, 64, 64, 1, 1, 64);

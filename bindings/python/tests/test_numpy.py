@@ -131,6 +131,38 @@ def test_non_contiguous_views_are_read_and_written_in_place():
         _close(got, want, 1e-4, "grad")
 
 
+def test_negative_strides_are_read_and_written_in_place():
+    rng = np.random.default_rng(3)
+    # Reversed views (negative strides, as NumPy, PyTorch's DLPack peers and DLPack itself allow): q backwards along
+    # seqlen, k along heads and head_dim, v along every dim; out and the gradients written through reversed views.
+    q = _random(rng, (2, 11, 4, 16), np.float32)[:, ::-1]
+    k = _random(rng, (2, 13, 2, 16), np.float32)[:, :, ::-1, ::-1]
+    v = _random(rng, (2, 13, 2, 8), np.float32)[::-1, ::-1, ::-1, ::-1]
+    assert min(q.strides) < 0 and min(k.strides) < 0 and max(v.strides) < 0
+    buffer = np.full((2, 11, 4, 8), 7.0, dtype=np.float32)
+    out = buffer[:, ::-1, ::-1]
+    result, lse = flashport.attention(q, k, v, causal=True, out=out, return_lse=True)
+    assert result is out
+    ref_out, ref_lse = reference.forward(q, k, v, causal=True)
+    _close(out, ref_out, 2e-5, "out")
+    _close(lse, ref_lse, 2e-5, "lse")
+    borrowed = _dlpack.Borrowed(q, "q")
+    try:  # passed through as they are: element [0, 0, 0, 0] and signed element strides
+        assert borrowed.view.data == q.ctypes.data
+        assert borrowed.view.strides == tuple(s // 4 for s in q.strides) and borrowed.view.strides[1] < 0
+    finally:
+        borrowed.release()
+
+    dout = _random(rng, (2, 11, 4, 8), np.float32)[:, :, ::-1]
+    grads = [np.full(shape, 7.0, dtype=np.float32) for shape in ((2, 11, 4, 16), (2, 13, 2, 16), (2, 13, 2, 8))]
+    dq, dk, dv = grads[0][:, ::-1], grads[1][::-1, :, ::-1], grads[2][..., ::-1]
+    lse_reversed = np.ascontiguousarray(lse[:, ::-1])[:, ::-1]  # lse itself through a reversed view
+    result = flashport.attention_backward(dout, q, k, v, out, lse_reversed, causal=True, dq=dq, dk=dk, dv=dv)
+    assert all(a is b for a, b in zip(result, (dq, dk, dv)))
+    for got, want, name in zip((dq, dk, dv), reference.backward(dout, q, k, v, causal=True), ("dq", "dk", "dv")):
+        _close(got, want, 1e-4, name)
+
+
 def test_inputs_are_borrowed_without_copying():
     base = np.arange(2 * 5 * 3 * 8, dtype=np.float32).reshape(2, 5, 3, 8)
     view = base[1:, 2:, ::2]
