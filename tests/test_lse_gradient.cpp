@@ -270,8 +270,9 @@ TEST_CASE("dlse validation: named, checked like lse, nothing written") {
     expect(FLASHPORT_STATUS_DEVICE_MISMATCH, "dlse is on ROCm device 0 but q is on CPU device 0");
   }
   SUBCASE("strides and reserved_") {
-    b.args.dlse.strides[1] = -5;
-    expect(FLASHPORT_STATUS_INVALID_ARGUMENT, "dlse.strides[1] = -5");
+    // Negative strides are legal; one whose extent overflows is not.
+    b.args.dlse.strides[1] = INT64_MAX;
+    expect(FLASHPORT_STATUS_OVERFLOW, "dlse.strides[1] = 9223372036854775807");
     b.args.dlse.strides[1] = 5;
     b.args.dlse.reserved_ = 1;
     expect(FLASHPORT_STATUS_INVALID_ARGUMENT, "dlse.reserved_ = 1; must be 0");
