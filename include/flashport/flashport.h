@@ -210,8 +210,14 @@ typedef struct flashport_forward_args {
   flashport_tensor v;      /**< input values */
   flashport_tensor out;    /**< output, written in its dtype */
   flashport_tensor lse;    /**< optional output: data == NULL (the default) means "not requested" */
-  float softmax_scale;     /**< multiplies q·k; 0 (default) means 1/sqrt(Dqk); must be finite and >= 0 */
-  float softcap;           /**< > 0 applies softcap*tanh(s/softcap) to scaled scores; 0 (default) = off */
+  float softmax_scale;     /**< multiplies q·k; 0 (default) means 1/sqrt(Dqk). Must be finite, >= 0 and
+                                <= 2.3586574e38 = FLT_MAX / log2(e): the GPU kernels multiply scores by
+                                scale * log2(e) in fp32. Scores may still overflow to +-inf. */
+  float softcap;           /**< > 0 applies softcap*tanh(s/softcap) to scaled scores; 0 (default) = off. When on,
+                                1.1754944e-38 (FLT_MIN) <= softcap <= 2.3586574e38 (the kernels use 1 / softcap and
+                                softcap * log2(e)), and scale / softcap, with the resolved scale, must be a finite
+                                normal float (FLT_MIN..FLT_MAX): the kernels multiply q·k by it before the tanh. The
+                                error message gives the exact softcap interval for the scale in use. */
   int32_t causal;          /**< 0 (default) or 1 */
   int32_t mask_alignment;  /**< a flashport_mask_alignment; default BOTTOM_RIGHT */
   int64_t window_left;     /**< keys allowed to the left of the diagonal; < 0 (default -1) = unlimited */
