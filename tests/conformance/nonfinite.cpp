@@ -47,6 +47,9 @@ double score(const Case& c, double dot, double* tanh_out) {
     *tanh_out = std::tanh(x / c.softcap);
     x = c.softcap * *tanh_out;
   }
+  // Beyond FLT_MAX plus half an ulp a float is +-inf; said explicitly, since C++ leaves the conversion of an
+  // out-of-range double undefined.
+  if (std::abs(x) >= 0x1.ffffffp127) return std::copysign(kInf, x);
   return static_cast<double>(static_cast<float>(x));
 }
 
