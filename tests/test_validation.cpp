@@ -20,6 +20,20 @@ using dispatch_test::Forward;
 namespace {
 
 constexpr size_t kUnwritten = 777;
+constexpr float kInf = std::numeric_limits<float>::infinity();
+// The largest softmax_scale and softcap (include/flashport/flashport.h): FLT_MAX / log2(e) rounded so that their
+// product with log2(e) is finite in float.
+constexpr float kMaxScoreFactor = 2.3586574e+38f;
+
+// A fresh forward request with these options runs.
+bool options_accepted(float softmax_scale, float softcap) {
+  Forward f;
+  f.args.softmax_scale = softmax_scale;
+  f.args.softcap = softcap;
+  const flashport_status st = flashport_forward(&f.args);
+  if (st != FLASHPORT_STATUS_OK) MESSAGE("refused: ", flashport_last_error());
+  return st == FLASHPORT_STATUS_OK;
+}
 
 bool last_error_has(const char* needle) { return std::string(flashport_last_error()).find(needle) != std::string::npos; }
 
@@ -463,6 +477,75 @@ TEST_CASE("validation: scalar options") {
   SUBCASE("softcap negative") {
     f.args.softcap = -1.0f;
     expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "softcap = -1");
+  }
+  SUBCASE("softmax_scale at its bound, and just past it") {
+    CHECK(options_accepted(kMaxScoreFactor, 0.0f));  // the scores overflow: accepted, the rows come out NaN
+    f.args.softmax_scale = std::nextafter(kMaxScoreFactor, kInf);
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT,
+                            "softmax_scale = 2.3586576e+38; must be finite, >= 0 and <= 2.3586574e+38");
+    f.args.softmax_scale = std::numeric_limits<float>::max();
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "<= 2.3586574e+38 (FLT_MAX / log2(e)");
+    Backward b;
+    b.args.softmax_scale = std::nextafter(kMaxScoreFactor, kInf);
+    expect_backward_rejected(b, FLASHPORT_STATUS_INVALID_ARGUMENT, "softmax_scale = 2.3586576e+38");
+  }
+  SUBCASE("softcap at its bounds, and just past them") {
+    CHECK(options_accepted(0.0f, std::numeric_limits<float>::min()));
+    for (float bad : {std::nextafter(std::numeric_limits<float>::min(), 0.0f),
+                      std::numeric_limits<float>::denorm_min(), std::nextafter(kMaxScoreFactor, kInf),
+                      std::numeric_limits<float>::max()}) {
+      f.args.softcap = bad;
+      expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT,
+                              "; must be 0 (off) or in [1.1754944e-38, 2.3586574e+38]");
+    }
+    f.args.softcap = 1e-45f;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "softcap = 1e-45; must be 0 (off)");
+    // The upper bound is reachable only with a scale large enough for scale / softcap to stay normal.
+    CHECK(options_accepted(1e10f, kMaxScoreFactor));
+    Backward b;
+    b.args.softcap = std::numeric_limits<float>::max();
+    expect_backward_rejected(b, FLASHPORT_STATUS_INVALID_ARGUMENT, "softcap = 3.4028235e+38; must be 0 (off)");
+  }
+  SUBCASE("softmax_scale / softcap must be a finite normal float") {
+    // The interval the message gives is exact: accepted at both ends, refused one float outside.
+    auto check_interval = [&](float scale, float softcap, float expect_lo, float expect_hi) {
+      CAPTURE(scale);
+      CAPTURE(softcap);
+      f.args.softmax_scale = scale;
+      f.args.softcap = softcap;
+      expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "must be a finite normal float");
+      const std::string msg = flashport_last_error();
+      const size_t at = msg.find("softcap must be in [");
+      REQUIRE(at != std::string::npos);
+      const float lo = std::strtof(msg.c_str() + at + 20, nullptr);
+      const float hi = std::strtof(msg.c_str() + msg.find(", ", at) + 2, nullptr);
+      if (expect_lo != 0.0f) CHECK(lo == expect_lo);
+      if (expect_hi != 0.0f) CHECK(hi == expect_hi);
+      const float resolved = scale != 0.0f ? scale : 1.0f / std::sqrt(8.0f);  // the fixture's head_dim_qk is 8
+      for (float c : {lo, hi}) {
+        CHECK(options_accepted(scale, c));
+        CHECK(resolved / c >= std::numeric_limits<float>::min());
+        CHECK(resolved / c <= std::numeric_limits<float>::max());
+      }
+      f.args.softcap = std::nextafter(lo, 0.0f);
+      if (f.args.softcap >= std::numeric_limits<float>::min())
+        expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "must be a finite normal float");
+      f.args.softcap = std::nextafter(hi, kInf);
+      if (f.args.softcap <= kMaxScoreFactor)
+        expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT, "must be a finite normal float");
+    };
+    check_interval(kMaxScoreFactor, 0.5f, 0.0f, kMaxScoreFactor);       // scale / softcap overflows
+    check_interval(0.0f, 1e38f, std::numeric_limits<float>::min(), 0.0f);  // default scale: ratio subnormal
+    check_interval(1e-40f, 1.0f, std::numeric_limits<float>::min(), 0.0f);  // a subnormal scale
+    // The resolved default scale is named in the message.
+    f.args.softmax_scale = 0.0f;
+    f.args.softcap = 1e38f;
+    expect_forward_rejected(f, FLASHPORT_STATUS_INVALID_ARGUMENT,
+                            "softcap = 1e+38 with the resolved softmax_scale 0.35355338: softmax_scale / softcap = ");
+    Backward b;
+    b.args.softmax_scale = kMaxScoreFactor;
+    b.args.softcap = 0.5f;
+    expect_backward_rejected(b, FLASHPORT_STATUS_INVALID_ARGUMENT, "must be a finite normal float");
   }
   SUBCASE("causal") {
     f.args.causal = 2;

@@ -12,7 +12,24 @@
  *     o_i   = sum_j softmax_j(s_ij) * v_j
  *     lse_i = log(sum_j exp(s_ij))                   natural log, fp32
  *
- *   A fully masked row gives o_i = 0 and lse_i = -inf (and zero gradients in backward).
+ *   Masks and non-finite values (the details: docs/numerics.md), on every backend and in both directions:
+ *   - Only the mask makes a key invisible. A row that sees no key by the mask's geometry (no j in [0, seqlen_kv)
+ *     passes the causal / window rules of flashport_forward_args with its alignment) is fully masked: o_i = 0,
+ *     lse_i = -inf and dq_i = 0, exactly, whatever its inputs. No other row gives o_i = 0 with lse_i = -inf.
+ *   - Every other row is what the formulas give in IEEE arithmetic, as PyTorch's math path computes them: a NaN
+ *     or +inf score among its visible keys (from a NaN or inf in q or k, or a score that overflows fp32) makes o_i
+ *     and lse_i NaN; a -inf score gives its key weight 0; a row whose visible scores are all -inf has o_i = NaN
+ *     (0/0) and lse_i = -inf. A NaN in v_j of a key it sees makes NaN the columns of o_i that v_j enters. The
+ *     backward, given that out and lse, has NaN gradients where the formulas have them (a NaN row's dq_i, and
+ *     dk_j, dv_j of the keys it sees). With softcap, an infinite q.k is capped (tanh(+-inf) = +-1); NaN stays NaN.
+ *   - Scores are fp32: scale * q.k (GPU kernels multiply q.k by scale * log2(e); the CPU multiplies q by scale, or
+ *     by scale / softcap, before the product), so overflow gives +-inf there, with the effects above.
+ *   - A masked pair (i, j) has probability and score gradient exactly 0, never computed from k_j: a non-finite
+ *     k_j of a key that row i does not see never changes o_i or lse_i. The kernels still multiply those zeros into
+ *     their block products, so 0 * NaN may carry a non-finite value across a masked pair between rows and keys
+ *     that share a block: v_j into o_i (as in PyTorch's math path), and in the backward k_j into dq_i, q_i into
+ *     dk_j, dout_i into dv_j. Whether it does depends on the backend's block shapes; it is not guaranteed either
+ *     way, except that a fully masked row's o_i, lse_i and dq_i stay exactly as above.
  *   GQA/MQA: heads_q % heads_kv == 0; query head h reads KV head h / (heads_q / heads_kv).
  *
  * Tensors use the logical layout [batch, seqlen, heads, head_dim] with an element stride for every dim, so any
@@ -226,8 +243,14 @@ typedef struct flashport_forward_args {
   flashport_tensor v;      /**< input values */
   flashport_tensor out;    /**< output, written in its dtype */
   flashport_tensor lse;    /**< optional output: data == NULL (the default) means "not requested" */
-  float softmax_scale;     /**< multiplies q·k; 0 (default) means 1/sqrt(Dqk); must be finite and >= 0 */
-  float softcap;           /**< > 0 applies softcap*tanh(s/softcap) to scaled scores; 0 (default) = off */
+  float softmax_scale;     /**< multiplies q·k; 0 (default) means 1/sqrt(Dqk). Must be finite, >= 0 and
+                                <= 2.3586574e38 = FLT_MAX / log2(e): the GPU kernels multiply scores by
+                                scale * log2(e) in fp32. Scores may still overflow; see "non-finite values" above. */
+  float softcap;           /**< > 0 applies softcap*tanh(s/softcap) to scaled scores; 0 (default) = off. When on,
+                                1.1754944e-38 (FLT_MIN) <= softcap <= 2.3586574e38 (the kernels use 1 / softcap and
+                                softcap * log2(e)), and scale / softcap, with the resolved scale, must be a finite
+                                normal float (FLT_MIN..FLT_MAX): the kernels multiply q·k by it before the tanh. The
+                                error message gives the exact softcap interval for the scale in use. */
   int32_t causal;          /**< 0 (default) or 1 */
   int32_t mask_alignment;  /**< a flashport_mask_alignment; default BOTTOM_RIGHT */
   int64_t window_left;     /**< keys allowed to the left of the diagonal; < 0 (default -1) = unlimited */

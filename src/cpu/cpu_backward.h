@@ -58,9 +58,10 @@ inline void probs_and_grads(const ScoreRule& rule, const Mask& mask, int64_t i0,
   ops.scores(rule, mask, full, i0, rows, j0, cols, blk.p, blk.t);
   MatMap P(blk.p, rows, cols);
   VecMap lse(blk.lse, rows), delta(blk.delta, rows);
-  // Rows with lse = -inf are fully masked: every entry is masked and zeroed below, so any finite shift will do.
+  // lse = -inf: a fully masked row, whose entries are all masked and zeroed below (any finite shift will do), or a
+  // row whose visible scores were all -inf (its out is NaN): its probabilities are 0/0, NaN, as in the forward.
   for (int64_t r = 0; r < rows; ++r) {
-    const float shift = lse[r] == kNegInf ? 0.0f : lse[r];
+    const float shift = lse[r] != kNegInf ? lse[r] : mask.row_sees_keys(i0 + r) ? kNaN : 0.0f;
     P.row(r).array() = (P.row(r).array() - shift).exp();
   }
   if (!full) mask.apply(i0, rows, j0, cols, 0.0f, blk.p);
@@ -73,6 +74,16 @@ inline void probs_and_grads(const ScoreRule& rule, const Mask& mask, int64_t i0,
     MatMap Tm(blk.t, rows, cols);
     dS.array() *= 1.0f - Tm.array().square();
   }
+  // Exact zeros on masked pairs, not 0 * (dP - Delta): a NaN in a masked key's v (in dP) or in a row's Delta must
+  // not reach the keys and rows that the pair does not connect.
+  if (!full) mask.apply(i0, rows, j0, cols, 0.0f, blk.ds);
+}
+
+// dq of the rows [i0, i0 + rows) that see no key is 0, whatever their block products met (0 * a non-finite k of a
+// key in the same block). block: rows x dim, row-major.
+inline void zero_unseen_rows(const Mask& mask, int64_t i0, int64_t rows, int64_t dim, float* block) {
+  for (int64_t r = 0; r < rows; ++r)
+    if (!mask.row_sees_keys(i0 + r)) std::fill(block + r * dim, block + (r + 1) * dim, 0.0f);
 }
 
 template <typename T>
@@ -188,8 +199,10 @@ void backward_with(const flashport_problem& p, const Prod& prod) {
       float* dq_group = dq_all.data() + static_cast<size_t>(thread) * group * Sq * Dqk;
       std::fill(dq_group, dq_group + group * Sq * Dqk, 0.0f);
       for (int64_t kb = 0; kb < nkb; ++kb) key_block(ops, blk, b, hkv, kb, dq_group);
-      for (int64_t g = 0; g < group; ++g)
+      for (int64_t g = 0; g < group; ++g) {
+        detail::zero_unseen_rows(mask, 0, Sq, Dqk, dq_group + g * Sq * Dqk);
         store_block<T>(p.dq, b, hkv * group + g, 0, Sq, Dqk, p.scale, dq_group + g * Sq * Dqk);
+      }
     });
     return;
   }
@@ -219,6 +232,7 @@ void backward_with(const flashport_problem& p, const Prod& prod) {
       detail::probs_and_grads(rule, mask, i0, rows, j0, cols, ops, blk);
       ops.add_dq(dQ, rows, cols, blk.ds);
     }
+    detail::zero_unseen_rows(mask, i0, rows, Dqk, blk.acc_a);
     store_block<T>(p.dq, b, h, i0, rows, Dqk, p.scale, blk.acc_a);
   });
 }

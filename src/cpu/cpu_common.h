@@ -33,6 +33,7 @@ using MatMap = Eigen::Map<RowMat, Eigen::Aligned64>;
 using VecMap = Eigen::Map<Eigen::VectorXf, Eigen::Aligned64>;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // Block sizes (rows of Q x rows of K/V per block GEMM), measured on Zen 4 at head_dim 64 and 128
 // (docs/perf/cpu.md). Forward: 256 query rows amortise the packing of each K/V block over twice the work of 128
@@ -177,6 +178,13 @@ struct Mask {
   void key_range(int64_t i0, int64_t i1, int64_t* lo, int64_t* hi) const {
     *lo = left >= 0 ? std::max<int64_t>(0, i0 + off - left) : 0;
     *hi = right >= 0 ? std::min<int64_t>(skv, i1 - 1 + off + right + 1) : skv;
+  }
+  // Whether row i sees any key at all: a row that sees none is fully masked (out 0, lse -inf, dq 0), which is
+  // decided by this geometry only, never by the values its scores take.
+  bool row_sees_keys(int64_t i) const {
+    int64_t lo, hi;
+    key_range(i, i + 1, &lo, &hi);
+    return lo < hi;
   }
   // Rows [lo, hi) that can see some key of [j0, j1).
   void row_range(int64_t j0, int64_t j1, int64_t* lo, int64_t* hi) const {

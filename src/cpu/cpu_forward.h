@@ -93,13 +93,20 @@ void forward_with(const flashport_problem& p, const Prod& prod) {
       ops.add_pv(Ob, n, cols, ss);
     }
 
+    // Rows are settled by the mask's geometry, not by what their sums came to, so that NaN and inf scores
+    // propagate: a row that sees no key gives out = 0 and lse = -inf; any other row out / l and its lse m + log(l),
+    // NaN included. A row whose visible scores were all -inf keeps m = -inf and has softmax 0/0: NaN (written out,
+    // as Eigen's exp(-inf) need not be exactly 0), lse -inf.
     for (int64_t r = 0; r < rows; ++r) {
-      if (l[r] > 0) {
+      if (!mask.row_sees_keys(i0 + r)) {
+        O.row(r).setZero();
+        alpha[r] = kNegInf;
+      } else if (m[r] == kNegInf && !std::isnan(l[r])) {
+        O.row(r).setConstant(kNaN);
+        alpha[r] = kNegInf;
+      } else {
         O.row(r) /= l[r];
         alpha[r] = m[r] + std::log(l[r]);  // lse of the row
-      } else {
-        O.row(r).setZero();  // fully masked row: out = 0, lse = -inf
-        alpha[r] = kNegInf;
       }
     }
     store_block<T>(p.out, b, h, i0, rows, Dv, 1.0f, O.data());

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -74,17 +76,90 @@ void check_flag(int32_t value, const char* name) {
   if (value != 0 && value != 1) fail(FLASHPORT_STATUS_INVALID_ARGUMENT, name, " = ", value, "; must be 0 or 1");
 }
 
+// The score factors every backend forms from the options (include/flashport/flashport.h, softmax_scale and
+// softcap): the GPU kernels multiply scores by softmax_scale * log2(e), or by softcap * log2(e) after the tanh, in
+// float with this log2(e) (kernels/common.cuh's kLog2e), and by softmax_scale / softcap and softmax_scale *
+// (1 / softcap) before it; the CPU multiplies q by softmax_scale / softcap and dk by softmax_scale divided by that.
+// Where such a factor overflowed or fell to 0, rows with visible keys would come out NaN or 0 whatever the data.
+constexpr float kLog2e = 1.4426950408889634f;
+// The largest float x with x * kLog2e finite: FLT_MAX / log2(e) rounded down (the next float's product is inf).
+constexpr float kMaxScoreFactor = 0x1.62e42ep+127f;
+static_assert(kMaxScoreFactor * kLog2e <= std::numeric_limits<float>::max(), "softmax_scale * log2(e) overflows");
+
+// The shortest decimal that reads back as x, so that a bound in a message can be passed as it is printed.
+std::string float_text(float x) {
+  char buf[32];
+  const std::to_chars_result r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
+}
+
 void check_options(const Options& o) {
-  if (!std::isfinite(o.softmax_scale) || o.softmax_scale < 0)
-    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "softmax_scale = ", o.softmax_scale,
-         "; must be finite and >= 0 (0 means 1/sqrt(head_dim_qk))");
+  if (!std::isfinite(o.softmax_scale) || o.softmax_scale < 0 || o.softmax_scale > kMaxScoreFactor)
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "softmax_scale = ", float_text(o.softmax_scale),
+         "; must be finite, >= 0 and <= ", float_text(kMaxScoreFactor),
+         " (FLT_MAX / log2(e): the kernels multiply scores by softmax_scale * log2(e)); 0 means 1/sqrt(head_dim_qk)");
   if (!std::isfinite(o.softcap) || o.softcap < 0)
-    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "softcap = ", o.softcap, "; must be finite and >= 0 (0 means off)");
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "softcap = ", float_text(o.softcap),
+         "; must be finite and >= 0 (0 means off)");
+  if (o.softcap > 0 && (o.softcap < std::numeric_limits<float>::min() || o.softcap > kMaxScoreFactor))
+    fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "softcap = ", float_text(o.softcap), "; must be 0 (off) or in [",
+         float_text(std::numeric_limits<float>::min()), ", ", float_text(kMaxScoreFactor),
+         "] (FLT_MIN to FLT_MAX / log2(e): the kernels use 1 / softcap and softcap * log2(e))");
   check_flag(o.causal, "causal");
   check_flag(o.deterministic, "deterministic");
   if (o.mask_alignment != FLASHPORT_ALIGN_BOTTOM_RIGHT && o.mask_alignment != FLASHPORT_ALIGN_TOP_LEFT)
     fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "mask_alignment = ", o.mask_alignment,
          "; must be FLASHPORT_ALIGN_BOTTOM_RIGHT (0) or FLASHPORT_ALIGN_TOP_LEFT (1)");
+}
+
+// softcap > 0 with the resolved scale: softmax_scale / softcap and softmax_scale * (1 / softcap), the factors of
+// the scores before the tanh, must be finite normal floats (a subnormal or zero one loses the scores' bits, and the
+// CPU backward divides by it). check_options() has bounded each option on its own.
+bool softcap_factors_ok(float scale, float softcap) {
+  const float a = scale / softcap, b = scale * (1.0f / softcap);
+  const float lo = std::numeric_limits<float>::min(), hi = std::numeric_limits<float>::max();
+  return a >= lo && a <= hi && b >= lo && b <= hi;
+}
+
+// The first u in [lo, end) with pred(u), where pred is false and then true over the range; end when it never holds.
+template <class Pred>
+uint32_t first_where(uint32_t lo, uint32_t end, Pred pred) {
+  while (lo < end) {
+    const uint32_t mid = lo + (end - lo) / 2;
+    if (pred(mid)) {
+      end = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return lo;
+}
+
+void check_softcap_factor(float scale, float softcap) {
+  if (softcap_factors_ok(scale, softcap)) return;
+  // The softcaps that work with this scale form one interval (both factors fall as softcap grows): its ends, found
+  // over the bit patterns of [FLT_MIN, kMaxScoreFactor] (positive floats are ordered as their bits are).
+  const auto bits = [](float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, sizeof u);
+    return u;
+  };
+  const auto value = [](uint32_t u) {
+    float x;
+    std::memcpy(&x, &u, sizeof x);
+    return x;
+  };
+  const float max = std::numeric_limits<float>::max();
+  const uint32_t end = bits(kMaxScoreFactor) + 1;
+  const uint32_t first = first_where(bits(std::numeric_limits<float>::min()), end, [&](uint32_t u) {
+    return scale / value(u) <= max && scale * (1.0f / value(u)) <= max;
+  });
+  const uint32_t past = first_where(first, end, [&](uint32_t u) { return !softcap_factors_ok(scale, value(u)); });
+  fail(FLASHPORT_STATUS_INVALID_ARGUMENT, "softcap = ", float_text(softcap), " with the resolved softmax_scale ",
+       float_text(scale), ": softmax_scale / softcap = ", float_text(scale / softcap),
+       " must be a finite normal float (the kernels multiply scores by it before the tanh); with this scale softcap "
+       "must be in [",
+       float_text(value(first)), ", ", float_text(value(past - 1)), "]");
 }
 
 // Checks of one tensor on its own.
@@ -289,6 +364,7 @@ void validate_common(std::vector<Operand>& ops, const Options& o, DataPointers d
   p.scale = o.softmax_scale != 0.0f ? o.softmax_scale
                                     : static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.head_dim_qk)));
   p.softcap = o.softcap;
+  if (p.softcap > 0) check_softcap_factor(p.scale, p.softcap);
   p.causal = o.causal;
   p.deterministic = o.deterministic;
   p.mask_offset = o.mask_alignment == FLASHPORT_ALIGN_BOTTOM_RIGHT ? p.seqlen_kv - p.seqlen_q : 0;

@@ -2,7 +2,8 @@
 // (tests/conformance runs the case: NaN-poisoned outputs, every element must be written, nothing outside the views).
 //
 //   flashport_cuda_tests            every conformance case (forward, then forward + backward), plus the multi-tile
-//                                   cases below (forward)
+//                                   cases below (forward), plus the non-finite policy (tests/conformance/nonfinite.h,
+//                                   both directions) on every kernel family of "cuda" and, where built, "cuda-fma"
 //   flashport_cuda_tests --quick    the conformance cases only, forward: small enough for compute-sanitizer
 //
 // Exit code: 0 all passed, 1 a failure, 77 no usable CUDA backend (ctest: skipped).
@@ -14,6 +15,7 @@
 #include "cases.h"
 #include "device_memory.h"
 #include "flashport/flashport.h"
+#include "nonfinite.h"
 #include "runner.h"
 
 namespace fc = flashport::conformance;
@@ -103,6 +105,56 @@ struct Tally {
   int pass = 0, skip = 0, fail = 0;
 };
 
+// Whether a backend of that name is registered and usable here.
+bool backend_available(const char* name) {
+  for (int32_t i = 0; i < flashport_backend_count(); ++i) {
+    flashport_backend_info info;
+    flashport_backend_info_init(&info);
+    if (flashport_backend_info_get(i, &info) == FLASHPORT_STATUS_OK && std::strcmp(info.name, name) == 0)
+      return info.available != 0;
+  }
+  return false;
+}
+
+// The non-finite scenarios, both directions, on every kernel family the backend selects among: on Hopper the wgmma
+// kernels (16-bit, head dims 64 / 128 / 256, also in deterministic mode), elsewhere and for other head dims the
+// tile-MMA kernels (96, 192 x 128, padded 40 x 24), and the fp32 kernels. Lengths span several blocks of each.
+// A skip is a failure: every configuration here is one the backend runs.
+void run_nonfinite_all(const char* backend, flashport::tools::DeviceMemory& memory, Tally& t) {
+  struct Config {
+    flashport_dtype dtype;
+    int64_t dqk, dv, seqlen;
+    bool deterministic;
+  };
+  const Config configs[] = {
+      {FLASHPORT_DTYPE_BF16, 64, 64, 200, false},    // Hopper: wgmma, 192-row forward blocks
+      {FLASHPORT_DTYPE_F16, 64, 64, 200, true},      //   deterministic backward
+      {FLASHPORT_DTYPE_F16, 128, 128, 150, false},   //   D 128
+      {FLASHPORT_DTYPE_BF16, 128, 128, 150, true},
+      {FLASHPORT_DTYPE_BF16, 256, 256, 150, false},  //   D 256: the split-head-dim backward
+      {FLASHPORT_DTYPE_F16, 256, 256, 150, true},
+      {FLASHPORT_DTYPE_F16, 96, 96, 150, false},     // tile-MMA kernels on every GPU
+      {FLASHPORT_DTYPE_BF16, 192, 128, 150, false},  //   head dims differ
+      {FLASHPORT_DTYPE_BF16, 40, 24, 150, true},     //   padded head dims, deterministic
+      {FLASHPORT_DTYPE_F32, 64, 64, 150, false},     // fp32 kernels
+      {FLASHPORT_DTYPE_F32, 256, 256, 70, false},
+  };
+  std::printf("== non-finite policy on %s, forward + backward\n", backend);
+  const Tally before = t;
+  for (const Config& cfg : configs)
+    for (fc::NonFiniteScenario s : fc::nonfinite_scenarios(cfg.dtype, cfg.dqk, cfg.dv, cfg.seqlen)) {
+      s.c.deterministic = cfg.deterministic;
+      const fc::Result r = fc::run_nonfinite(s, backend, memory);
+      if (r.pass) {
+        ++t.pass;
+      } else {
+        ++t.fail;
+        std::printf("FAIL %s\n", r.message.c_str());
+      }
+    }
+  std::printf("   %d passed, %d failed\n", t.pass - before.pass, t.fail - before.fail);
+}
+
 // A forward skip is a failure unless the layout is one the GPU kernels refuse by design (head_dim stride != 1,
 // negative strides).
 void run_all(const char* title, const std::vector<fc::Case>& cases, flashport::tools::DeviceMemory& memory,
@@ -155,16 +207,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::vector<fc::Case> cases = fc::conformance_cases();
-  Tally fwd, bwd, tiles;
+  Tally fwd, bwd, tiles, nonfinite;
   run_all("conformance, forward", cases, *memory, false, fwd);
   if (!quick) {
     run_all("multi-tile, forward", multi_tile_cases(), *memory, false, tiles);
     run_all("conformance, forward + backward", cases, *memory, true, bwd);
+    run_nonfinite_all("cuda", *memory, nonfinite);
+    if (backend_available("cuda-fma")) {
+      run_nonfinite_all("cuda-fma", *memory, nonfinite);
+    } else {
+      std::printf("   cuda-fma not built or unavailable: its non-finite checks skipped\n");
+    }
   }
-  const int failed = fwd.fail + tiles.fail + bwd.fail;
+  const int failed = fwd.fail + tiles.fail + bwd.fail + nonfinite.fail;
   std::printf("%s: forward %d/%d passed (%d skipped: head_dim stride != 1 or negative), multi-tile %d passed, "
-              "backward %d passed, %d skipped\n",
+              "backward %d passed, %d skipped, non-finite %d/%d passed\n",
               failed == 0 ? "PASS" : "FAIL", fwd.pass, fwd.pass + fwd.fail, fwd.skip, tiles.pass, bwd.pass,
-              bwd.skip);
+              bwd.skip, nonfinite.pass, nonfinite.pass + nonfinite.fail);
   return failed == 0 ? 0 : 1;
 }

@@ -8,7 +8,7 @@
 // Workspace layout (each region starts 256-byte aligned; R = batch * heads_q * seqlen_q_pad rows, [b][h][i] order,
 // seqlen_q_pad = seqlen_q rounded up to the main kernel's query blocks of block_m rows):
 //   dsum      float[R]                          D_i = rowsum(dO_i * O_i)
-//   lse_log2  float[R]                          lse_i * log2(e) (+inf for lse = -inf)
+//   lse_log2  float[R]                          lse_i * log2(e) (+inf for rows that see no key; bwd_rows.cuh)
 //   dq_accum  float[R * head_dim_qk]            fp32 dQ accumulator (unscaled); 16-bit dtypes only
 //   dq_sem    int32[batch * heads_q * m_blocks] deterministic mode of 16-bit dtypes only: per query block, key
 //                                               blocks added so far

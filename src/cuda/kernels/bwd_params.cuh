@@ -41,7 +41,8 @@ struct BwdParams {
   // are padded to whole query blocks, so the main kernel copies lse/D of a block as aligned 16-byte chunks and adds
   // dQ rows without a bounds test (padding rows hold lse +inf, D 0, and a dQ accumulator nobody reads).
   float* dsum;      // [r]  D_i = rowsum(dO_i * O_i), fp32
-  float* lse_log2;  // [r]  lse_i * log2(e); +inf for fully masked rows (lse = -inf) so that P = exp2(.. - inf) = 0
+  float* lse_log2;  // [r]  lse_i * log2(e); +inf for rows that see no key (P = exp2(.. - inf) = 0), NaN for rows
+                    //      that see keys with lse = -inf (bwd_rows.cuh)
   float* dq_accum;  // [r][head_dim_qk]  sum_j dS_ij k_j, unscaled; converted (times scale) into dq at the end
   int32_t* dq_sem;  // deterministic only: [(b * heads_q + h) * m_blocks + m] = number of key blocks already added
   int32_t deterministic;

@@ -1,7 +1,7 @@
 // The two row-wise kernels around the backward's main kernel:
 //   bwd_preprocess: D_i = rowsum(dO_i * O_i) and lse_i * log2(e) into the workspace, zeroes the fp32 dQ accumulator
 //                   (and the deterministic mode's semaphores);
-//   bwd_convert:    dq = scale * dq_accum, in the output's dtype and strides.
+//   bwd_convert:    dq = scale * dq_accum, in the output's dtype and strides (0 for rows that see no key).
 // Both are memory-bound and small next to the main kernel (they touch each of O, dO, dQ once), so they use one warp
 // per row and plain coalesced element loops rather than anything clever.
 #ifndef FLASHPORT_CUDA_KERNELS_BWD_ROWS_CUH
@@ -9,6 +9,7 @@
 
 #include "kernels/bwd_params.cuh"
 #include "kernels/common.cuh"
+#include "kernels/mask.cuh"
 
 namespace flashport::kernels {
 
@@ -66,8 +67,11 @@ __global__ void __launch_bounds__(kBwdRowThreads) bwd_preprocess_kernel(const Bw
   if (lane == 0) {
     p.dsum[r] = sum;
     const float lse = p.lse[row.b * p.lse_stride[0] + row.h * p.lse_stride[1] + row.i * p.lse_stride[2]];
-    // A fully masked row has lse = -inf and must give P = 0 (not exp(s + inf)): +inf makes exp2(x - inf) = 0.
-    p.lse_log2[r] = lse == -INFINITY ? INFINITY : lse * kLog2e;
+    // A row that sees no key (by the mask, not by its lse) gets +inf, so that P = exp2(x - inf) = 0 (its entries
+    // are masked and zeroed anyway). A row that sees keys but has lse -inf (all its visible scores were -inf; its
+    // out is NaN) gets NaN, so that its P is NaN (0/0) as in the forward; any other lse, NaN included, as it is.
+    const MaskRule mask{p.seqlen_kv, p.mask_offset, p.window_left, p.window_right};
+    p.lse_log2[r] = !mask.sees_keys(row.i) ? INFINITY : lse == -INFINITY ? __builtin_nanf("") : lse * kLog2e;
     if (p.dq_sem != nullptr && row.i % p.block_m == 0)
       p.dq_sem[(int64_t(row.b) * p.heads_q + row.h) * p.m_blocks + row.i / p.block_m] = 0;
   }
@@ -83,7 +87,10 @@ __global__ void __launch_bounds__(kBwdRowThreads) bwd_convert_kernel(const BwdPa
   if (row.i >= p.seqlen_q) return;
   const float* acc = p.dq_accum + r * p.head_dim_qk;
   T* dq = static_cast<T*>(p.dq) + row.b * p.dq_stride[0] + row.i * p.dq_stride[1] + row.h * p.dq_stride[2];
-  for (int c = lane; c < p.head_dim_qk; c += kBwdRowLanes) dq[c] = vendor::from_float<T>(acc[c] * p.scale);
+  // A row that sees no key has dq = 0, whatever its block products met (0 * a non-finite k of a key in its block).
+  const MaskRule mask{p.seqlen_kv, p.mask_offset, p.window_left, p.window_right};
+  const bool sees = mask.sees_keys(row.i);
+  for (int c = lane; c < p.head_dim_qk; c += kBwdRowLanes) dq[c] = vendor::from_float<T>(sees ? acc[c] * p.scale : 0.f);
 }
 
 }  // namespace flashport::kernels

@@ -114,13 +114,18 @@ FLASHPORT_DEVICE void scores_to_probabilities(const FwdParams& p, const MaskRule
 }
 
 // Normalise and store the output rows of one 16-row m-tile whose first row is query row `row0` (rows past the
-// sequence and columns past head_dim_v are skipped), and its LSE when requested.
+// sequence and columns past head_dim_v are skipped), and its LSE when requested. A row that sees no key by the mask
+// is written as exactly 0 (its accumulators may hold 0 * NaN from a masked key's v) with lse -inf.
 template <class T, class P, int kOT>
 FLASHPORT_DEVICE void store_output_rows(const FwdParams& p, int b, int h, int row0, typename P::Acc (&o)[kOT],
                                         OnlineSoftmax<P>& softmax) {
   T* out = static_cast<T*>(p.out) + b * p.out_stride[0] + h * p.out_stride[2];
+  const MaskRule mask{p.seqlen_kv, p.mask_offset, p.window_left, p.window_right};
+  bool sees[P::kRowSlots];
+#pragma unroll
+  for (int slot = 0; slot < P::kRowSlots; ++slot) sees[slot] = mask.sees_keys(row0 + P::slot_row(slot));
   float inv[P::kRowSlots], lse[P::kRowSlots];
-  softmax.finish(inv, lse);
+  softmax.finish(sees, inv, lse);
 #pragma unroll
   for (int t = 0; t < kOT; ++t)
 #pragma unroll
@@ -129,8 +134,9 @@ FLASHPORT_DEVICE void store_output_rows(const FwdParams& p, int b, int h, int ro
       const int row = row0 + P::acc_row(e);
       const int col = t * P::kN + P::acc_col(e);
       if (row >= p.seqlen_q || col >= p.head_dim_v) continue;
-      const float x0 = o[t].v[e] * inv[P::acc_slot(e)];
-      const float x1 = o[t].v[e + 1] * inv[P::acc_slot(e)];
+      const int slot = P::acc_slot(e);
+      const float x0 = sees[slot] ? o[t].v[e] * inv[slot] : 0.f;
+      const float x1 = sees[slot] ? o[t].v[e + 1] * inv[slot] : 0.f;
       T* dst = out + int64_t(row) * p.out_stride[1] + col;
       if (p.vec_stores && col + 1 < p.head_dim_v) {
         *reinterpret_cast<uint32_t*>(dst) = vendor::pack2<T>(x0, x1);

@@ -51,8 +51,11 @@ template <int kWarp> __global__ void __launch_bounds__(kF32Warps * kWarp) fwd_f3
     for (int off = kWarp / 2; off > 0; off >>= 1) dot += vendor::shfl_xor(dot, off);
     const float s = softcap ? p.softcap * kLog2e * vendor::tanhf_(dot * p.scale / p.softcap) : dot * p.scale_log2;
     const float m_new = fmaxf(m, s);
-    const float alpha = vendor::exp2f_fast(m - m_new);  // m = -inf on the first key: 0, nothing to rescale
-    const float pj = vendor::exp2f_fast(s - m_new);
+    // While every score so far is -inf, m stays -inf: shifting by 0 instead keeps exp2 at 0 rather than NaN
+    // (-inf - -inf), so a -inf score weighs 0 as in softmax.cuh. (m = -inf: alpha = 0, nothing to rescale.)
+    const float base = m_new == -INFINITY ? 0.f : m_new;
+    const float alpha = vendor::exp2f_fast(m - base);
+    const float pj = vendor::exp2f_fast(s - base);
     l = l * alpha + pj;
     m = m_new;
     const float* vj = v + j * p.v_stride[1];
@@ -62,7 +65,10 @@ template <int kWarp> __global__ void __launch_bounds__(kF32Warps * kWarp) fwd_f3
       acc[i] = d < p.head_dim_v ? fmaf(pj, vj[d], acc[i] * alpha) : 0.f;
     }
   }
-  const float inv = l > 0.f ? 1.f / l : 0.f;
+  // Settled by the mask, not by l (softmax.cuh's finish): a row without keys gives 0 (acc never moved) and -inf;
+  // any other row acc / l and m + log l, NaN included.
+  const bool sees = hi > lo;
+  const float inv = sees ? 1.f / l : 0.f;
   float* out = static_cast<float*>(p.out) + b * p.out_stride[0] + int64_t(row) * p.out_stride[1] +
                h * p.out_stride[2];
 #pragma unroll
@@ -72,7 +78,7 @@ template <int kWarp> __global__ void __launch_bounds__(kF32Warps * kWarp) fwd_f3
   }
   if (p.lse != nullptr && lane == 0)
     p.lse[b * p.lse_stride[0] + h * p.lse_stride[1] + int64_t(row) * p.lse_stride[2]] =
-        l > 0.f ? (m + vendor::log2f_fast(l)) * kLn2 : -INFINITY;
+        sees ? (m + vendor::log2f_fast(l)) * kLn2 : -INFINITY;
 }
 
 // Not compiled where launches go through another API: the HIP module's host pass (src/hip/kernel_table.hip) reads

@@ -27,6 +27,13 @@ struct MaskRule {
   // Keys [*lo, *hi) visible from row i (empty when *hi <= *lo): the per-row form of visible(), so a boundary tile
   // compares each element's column with two bounds instead of evaluating the rule.
   FLASHPORT_DEVICE void row_bounds(int64_t i, int64_t* lo, int64_t* hi) const { key_range(i, i, lo, hi); }
+  // Whether row i sees any key: a row that sees none is fully masked (out 0, lse -inf, dq 0). Decided by this
+  // geometry only, never by the values its scores take; once per row, in epilogues.
+  FLASHPORT_DEVICE bool sees_keys(int64_t i) const {
+    int64_t lo, hi;
+    row_bounds(i, &lo, &hi);
+    return hi > lo;
+  }
   // Queries [*lo, *hi) that see key j (empty when *hi <= *lo): the transposed row_bounds, for the backward's
   // keys-by-queries tiles.
   FLASHPORT_DEVICE void query_bounds(int64_t j, int64_t* lo, int64_t* hi) const {

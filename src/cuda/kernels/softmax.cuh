@@ -60,14 +60,17 @@ template <class P> struct OnlineSoftmax {
       for (int e = 0; e < P::kAccElems; ++e) o[t].v[e] *= scale_old[P::acc_slot(e)];
   }
 
-  // Final per-row normaliser 1/l (0 for a row that saw no key: its output is 0) and lse in natural log
-  // (-inf for such a row). Call once; reduces the lane partial sums.
-  FLASHPORT_DEVICE void finish(float (&inv)[P::kRowSlots], float (&lse)[P::kRowSlots]) {
+  // Final per-row normaliser 1/l and lse in natural log. `sees` is the mask's verdict per row (MaskRule::sees_keys),
+  // not l's: a row that sees no key gets 0 and -inf (its output is written as 0), every other row 1/l and
+  // m + log l as they come, so that NaN and inf scores propagate (l NaN: NaN; l = 0 when all its visible scores
+  // were -inf: 1/l = inf, out 0 * inf = NaN, lse -inf). Call once; reduces the lane partial sums.
+  FLASHPORT_DEVICE void finish(const bool (&sees)[P::kRowSlots], float (&inv)[P::kRowSlots],
+                               float (&lse)[P::kRowSlots]) {
 #pragma unroll
     for (int slot = 0; slot < P::kRowSlots; ++slot) {
       const float l = P::row_sum(row_sum[slot]);
-      inv[slot] = l > 0.f ? 1.f / l : 0.f;
-      lse[slot] = l > 0.f ? (row_max[slot] + vendor::log2f_fast(l)) * kLn2 : -INFINITY;
+      inv[slot] = sees[slot] ? 1.f / l : 0.f;
+      lse[slot] = sees[slot] ? (row_max[slot] + vendor::log2f_fast(l)) * kLn2 : -INFINITY;
     }
   }
 };
