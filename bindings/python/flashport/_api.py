@@ -173,6 +173,15 @@ def check_frameworks(torch_only: bool = False, **arrays) -> None:
                          "torch.from_numpy() / torch.from_dlpack() or Tensor.numpy() (no copy on the CPU)")
 
 
+def _needs_autograd(*arrays) -> bool:
+    """True for PyTorch tensors of which one requires grad while grad mode is on: a call without autograd support
+    must refuse them rather than return a result whose gradient would silently be zero."""
+    if _kind(arrays[0]) != "torch":
+        return False
+    import torch
+    return torch.is_grad_enabled() and any(getattr(a, "requires_grad", False) for a in arrays)
+
+
 def attention(q, k, v, *, causal=False, window=(-1, -1), softcap=0.0, scale=None, return_lse=False, out=None,
               backend=None, mask_alignment="bottom_right"):
     """Exact attention: softmax(scale * q k^T [masked, softcapped]) v.
